@@ -1,0 +1,71 @@
+"""`qaconv datasets --data-dir DIR` on a small tree of empty files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from qaconv.cli import main
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "datasets.json"
+REFERENCE = json.loads(FIXTURE.read_text())
+
+
+def _build(root: Path, layout: dict) -> None:
+    root.mkdir(parents=True)
+    for rel in layout.get("files", []):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).touch()
+    for fname, text in layout.get("lists", {}).items():
+        (root / fname).write_text(text)
+        (root / "train").mkdir(exist_ok=True)
+        (root / "test").mkdir(exist_ok=True)
+
+
+def _counts(layout: dict) -> list[str]:
+    return [f"{len({r[1] for r in layout[s]})}/{len(layout[s])}" for s in ("train", "query", "gallery")]
+
+
+def _line(out: str, name: str) -> list[str]:
+    return next(line.split() for line in out.splitlines() if line.startswith(name + " "))
+
+
+def test_datasets_command_lists_found_and_missing(tmp_path, capsys):
+    _build(tmp_path / "Market-1501-v15.09.15", REFERENCE["market1501"])
+    _build(tmp_path / "cuhk03-np" / "labeled", REFERENCE["cuhk03_np"])
+    _build(tmp_path / "msmt17", REFERENCE["msmt17"])
+    (tmp_path / "randperson" / "randperson_subset").mkdir(parents=True)
+    (tmp_path / "randperson" / "randperson_subset" / "bad_name.jpg").touch()
+
+    assert main(["datasets", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+
+    assert _counts(REFERENCE["market1501"]) == ["13/29", "13/22", "14/27"]
+    assert _line(out, "market1501") == [
+        "market1501",
+        "found",
+        *_counts(REFERENCE["market1501"]),
+        "6",
+        "yes",
+        "Market-1501-v15.09.15",
+    ]
+    assert _line(out, "cuhk03_np_labeled") == [
+        "cuhk03_np_labeled",
+        "found",
+        *_counts(REFERENCE["cuhk03_np"]),
+        "2",
+        "no",
+        "cuhk03-np/labeled",
+    ]
+    assert _line(out, "msmt17") == ["msmt17", "found", *_counts(REFERENCE["msmt17"]), "15", "no", "msmt17"]
+    assert _line(out, "cuhk03_np_detected")[1] == "missing"
+    assert _line(out, "clonedperson")[1] == "missing"
+    assert _line(out, "randperson")[1] == "error"
+    assert "randperson: randperson: 1 file name(s) do not match" in out
+    assert "clonedperson: looked for clonedperson/, ClonedPerson/" in out
+
+
+def test_datasets_command_missing_data_dir(tmp_path, capsys):
+    assert main(["datasets", "--data-dir", str(tmp_path / "absent")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qaconv datasets: error: data dir not found") and err.count("\n") == 1
