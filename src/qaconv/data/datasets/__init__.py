@@ -16,6 +16,7 @@ from qaconv.data.datasets.base import (
     find_dataset_root,
     get_dataset_spec,
     locate_dataset,
+    open_dataset,
     register_dataset,
 )
 
@@ -34,5 +35,6 @@ __all__ = [
     "find_dataset_root",
     "get_dataset_spec",
     "locate_dataset",
+    "open_dataset",
     "register_dataset",
 ]

@@ -284,6 +284,28 @@ def find_dataset_root(name: str, data_dir: str | os.PathLike) -> str | None:
     return None
 
 
+def open_dataset(name_or_path: str, data_dir: str | os.PathLike = "data", combine_all: bool = False) -> ReIDDataset:
+    """A data set given on the command line: a registered name found under `data_dir`, or a path.
+
+    A path (an existing folder) is read as a Market-1501-style folder (`folder` format), or as the
+    `csv` format when it holds train/query/gallery .csv files or is a .csv file itself.
+    """
+    path = os.path.expanduser(os.fspath(name_or_path))
+    if os.path.isdir(path) or os.path.isfile(path):
+        is_csv = path.endswith(".csv") or any(
+            os.path.isfile(os.path.join(path, f"{split}.csv")) for split in ("train", "query", "gallery")
+        )
+        return create_dataset("csv" if is_csv else "folder", path, combine_all=combine_all)
+    spec = get_dataset_spec(name_or_path)
+    root = find_dataset_root(spec.name, data_dir)
+    if root is None:
+        raise QAConvError(
+            f"data set {spec.name} not found under {os.path.abspath(os.fspath(data_dir))} "
+            f"(looked for {', '.join(spec.folders)}); expected {spec.layout} (see {DOCS})"
+        )
+    return create_dataset(spec.name, root, combine_all=combine_all)
+
+
 # --------------------------------------------------------------------------------------- parse helpers
 
 
