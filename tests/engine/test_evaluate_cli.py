@@ -1,0 +1,170 @@
+"""`qaconv evaluate` end to end on a tiny synthetic Market-layout set with a tiny random model."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+from PIL import Image
+
+from qaconv.cli import main
+from qaconv.config import ModelConfig
+from qaconv.data import create_dataset
+from qaconv.data.synthetic import generate
+from qaconv.engine.checkpoint import build_model, model_payload, save_checkpoint
+from qaconv.engine.features import extract_feature_maps
+from qaconv.matching import QAConv
+from qaconv.metrics import evaluate_rank
+
+CONFIG = ModelConfig(arch="resnet18", ibn=None, final_layer="layer3", neck=16, height=64, width=32)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluate")
+    generate(root / "data" / "market1501", num_ids=12, num_cams=3, seed=0, height=64, width=32, workers=1)
+    torch.manual_seed(0)
+    model, matcher = build_model(CONFIG)
+    with torch.no_grad():
+        matcher.logit_bn.running_mean.fill_(5.0)  # negative logits, as a trained matcher gives most pairs
+    save_checkpoint(model_payload(model, matcher, CONFIG), root / "run" / "checkpoint.pt")
+    return root
+
+
+def evaluate(setup, *extra):
+    return main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(setup / "run"),
+            "--data-dir",
+            str(setup / "data"),
+            "--workers",
+            "0",
+            "--batch-size",
+            "16",
+            *extra,
+        ]
+    )
+
+
+def independent_scores(setup):
+    """Raw scores by another route: the model's maps and the matcher's own forward, all pairs at once."""
+    payload = torch.load(setup / "run" / "checkpoint.pt", weights_only=False)
+    model, matcher = build_model(CONFIG)
+    model.load_state_dict(payload["model"])
+    matcher.load_state_dict(payload["matcher"])
+    ds = create_dataset("market1501", setup / "data" / "market1501")
+    q = extract_feature_maps(model, ds.query, height=64, width=32)
+    g = extract_feature_maps(model, ds.gallery, height=64, width=32)
+    with torch.no_grad():
+        return ds, matcher.eval()(q, g).numpy()
+
+
+def test_evaluate_writes_results_scores_and_report(setup, capsys):
+    results = setup / "run" / "results.json"
+    results.write_text(json.dumps({"other_set": {"raw": {"mAP": 0.5}}}))
+    assert evaluate(setup, "--testset", "market", "--save-scores", "--report", "3") == 0
+    out = capsys.readouterr().out
+    assert "market1501: " in out and "Rank-1" in out and "raw" in out
+
+    ds, scores = independent_scores(setup)
+    data = json.loads(results.read_text())
+    assert data["other_set"] == {"raw": {"mAP": 0.5}}  # merged, not overwritten
+    entry = data["market1501"]
+    assert (entry["num_query"], entry["num_gallery"], entry["time_info"]) == (len(ds.query), len(ds.gallery), True)
+    q_pids, q_cams = [r.pid for r in ds.query], [r.camid for r in ds.query]
+    g_pids, g_cams = [r.pid for r in ds.gallery], [r.camid for r in ds.gallery]
+    expected = evaluate_rank(-scores, q_pids, g_pids, q_cams, g_cams)
+    assert entry["raw"]["mAP"] == pytest.approx(expected.mAP, abs=1e-9)
+    assert entry["raw"]["rank1"] == pytest.approx(expected.rank1, abs=1e-9)
+    assert entry["checkpoint"].endswith("checkpoint.pt") and entry["options"]["save_scores"] is True
+    assert set(entry["seconds"]) == {"extract", "score"}
+
+    mat = scipy.io.loadmat(setup / "run" / "market1501_score.mat")
+    np.testing.assert_allclose(mat["score"], scores, atol=1e-4)
+    np.testing.assert_array_equal(mat["prob_ids"].ravel(), q_pids)
+    np.testing.assert_array_equal(mat["gal_cams"].ravel(), g_cams)
+    np.testing.assert_allclose(mat["gal_time"].ravel(), [r.time for r in ds.gallery])
+    assert mat["prob_list"].shape == (len(ds.query), 1) and str(mat["prob_list"][0, 0][0]) == ds.query[0].path
+    with np.load(setup / "run" / "market1501_score.npz") as npz:
+        np.testing.assert_allclose(npz["score"], scores, atol=1e-4)
+        assert list(npz["gal_list"]) == [r.path for r in ds.gallery]
+
+    report = setup / "run" / "report" / "market1501"
+    page = (report / "index.html").read_text()
+    assert "best queries" in page and "worst queries" in page and page.count("data:image/png;base64") >= 2
+    with Image.open(report / "ranked_lists.png") as img:
+        assert img.width == 4 * (64 + 8) + 4 * 6  # the query and 3 ranked thumbnails
+    assert entry["files"] == [
+        "market1501_score.npz",
+        "market1501_score.mat",
+        "report/market1501/index.html",
+        "report/market1501/ranked_lists.png",
+    ]
+
+
+def test_rerank_and_tlift_add_stages_that_differ_from_raw(setup, tmp_path):
+    assert evaluate(setup, "--testset", "market1501", "--rerank", "--tlift", "--out", str(tmp_path)) == 0
+    entry = json.loads((tmp_path / "results.json").read_text())["market1501"]
+    assert {"raw", "rerank", "tlift"} <= set(entry) and {"rerank", "tlift"} <= set(entry["seconds"])
+    stages = [(entry[s]["mAP"], entry[s]["mINP"], entry[s]["rank5"]) for s in ("raw", "rerank", "tlift")]
+    assert len(set(stages)) == 3
+
+
+def test_a_folder_without_time_skips_tlift_and_the_cache_is_reused(setup, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "notime"
+    for split in ("query", "bounding_box_test"):
+        (folder / split).mkdir(parents=True)
+        for i, path in enumerate(sorted((setup / "data" / "market1501" / split).glob("*.jpg"))):
+            pid, cam = path.name.split("_")[:2]
+            shutil.copy(path, folder / split / f"{pid}_{cam[:2]}_{i:04d}.jpg")  # no session/frame: no time
+    cache = tmp_path / "cache"
+    args = ["--testset", str(folder), "--tlift", "--out", str(tmp_path / "out"), "--cache-dir", str(cache)]
+    assert evaluate(setup, *args) == 0
+    assert "TLift skipped" in capsys.readouterr().out
+    entry = json.loads((tmp_path / "out" / "results.json").read_text())["notime"]
+    assert "tlift" not in entry and entry["time_info"] is False
+    assert len(list(cache.glob("notime-*.pt"))) == 2
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("the cached maps should have been used")
+
+    monkeypatch.setattr("qaconv.engine.evaluate.extract_feature_maps", no_extraction)
+    assert evaluate(setup, *args) == 0
+    again = json.loads((tmp_path / "out" / "results.json").read_text())["notime"]
+    assert again["raw"] == entry["raw"]
+
+
+def test_errors_reach_the_user_as_one_line(setup, tmp_path, capsys):
+    assert evaluate(setup, "--testset", "nosuchset") == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "unknown data set 'nosuchset'" in err and "market1501" in err
+
+    # every query's identity is in the gallery only under the query's own camera: no valid query
+    folder = tmp_path / "novalid"
+    for split in ("query", "bounding_box_test"):
+        (folder / split).mkdir(parents=True)
+    image = next((setup / "data" / "market1501" / "query").glob("*.jpg"))
+    for name in ("0001_c1_0001.jpg", "0002_c2_0002.jpg"):
+        shutil.copy(image, folder / "query" / name)
+    for name in ("0001_c1_0003.jpg", "0002_c2_0004.jpg", "0003_c1_0005.jpg"):
+        shutil.copy(image, folder / "bounding_box_test" / name)
+    assert evaluate(setup, "--testset", str(folder), "--out", str(tmp_path)) == 2
+    assert "no valid query in test set 'novalid'" in capsys.readouterr().err
+
+    shutil.rmtree(folder / "query")
+    assert evaluate(setup, "--testset", str(folder), "--out", str(tmp_path)) == 2
+    assert "test set novalid has no query images" in capsys.readouterr().err
+
+    # a checkpoint whose matcher was made for another feature-map size
+    model, _ = build_model(CONFIG)
+    save_checkpoint(model_payload(model, QAConv(16, 3, 2), CONFIG), tmp_path / "bad" / "checkpoint.pt")
+    rc = main(["evaluate", "--checkpoint", str(tmp_path / "bad"), "--testset", "market1501"])
+    assert rc == 2
+    assert "matcher does not fit: fc.weight has shape [1, 6] in the checkpoint but [1, 8]" in capsys.readouterr().err
+
+    assert evaluate(setup, "--testset", "market1501", "--dtype", "float16", "--device", "cpu") == 2
+    assert "--dtype float16 needs a CUDA device" in capsys.readouterr().err
