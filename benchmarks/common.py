@@ -7,11 +7,11 @@ benchmarks/run_all.py turns into the table of docs/benchmarks.md.
 from __future__ import annotations
 
 import datetime
+import gc
 import json
-import multiprocessing
 import os
 import platform
-import resource
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,23 +37,31 @@ def _rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _measure_child(fn: Callable[[], Any], queue: multiprocessing.Queue) -> None:
+def peak_extra_mib(fn: Callable[[], Any], interval: float = 0.002) -> float:
+    """Peak resident memory (MiB) that `fn` adds over the resident memory before the call.
+
+    A thread samples /proc/self/statm every `interval` seconds while `fn` runs (torch releases the
+    GIL in its kernels). In-process sampling, because a forked child can deadlock in OpenMP.
+    """
+    gc.collect()
     start = _rss_mib()
-    fn()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
-    queue.put(peak - start)
+    peak = start
+    done = threading.Event()
 
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_mib())
+            time.sleep(interval)
 
-def peak_extra_mib(fn: Callable[[], Any]) -> float:
-    """Peak resident memory (MiB) that `fn` adds, measured in a forked child so runs do not mix."""
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_measure_child, args=(fn, queue))
-    child.start()
-    child.join()
-    if child.exitcode != 0:
-        raise RuntimeError(f"memory probe child exited with {child.exitcode}")
-    return float(queue.get())
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        sampler.join()
+    return max(peak, _rss_mib()) - start
 
 
 def machine() -> str:

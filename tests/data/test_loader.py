@@ -47,8 +47,12 @@ def test_load_image_errors_name_the_file(tmp_path):
     truncated.write_bytes(good.read_bytes()[:300])
     folder = tmp_path / "folder.jpg"
     folder.mkdir()
-    for path, words in ((tmp_path / "missing.jpg", "not found"), (text, "not an image"),
-                        (truncated, "cannot read"), (folder, "cannot read")):
+    for path, words in (
+        (tmp_path / "missing.jpg", "not found"),
+        (text, "not an image"),
+        (truncated, "cannot read"),
+        (folder, "cannot read"),
+    ):
         with pytest.raises(QAConvError, match=words) as err:
             load_image(path)
         assert str(path) in str(err.value) and "\n" not in str(err.value)

@@ -159,7 +159,7 @@ def _histogram_rank1(root: Path) -> tuple[float, float]:
             h, w = a.shape[:2]
             parts = []
             for y0, y1 in ((0.15, 0.5), (0.5, 0.95)):
-                q = (a[int(h * y0):int(h * y1), w // 4:3 * w // 4].reshape(-1, 3) // 43).astype(int)
+                q = (a[int(h * y0) : int(h * y1), w // 4 : 3 * w // 4].reshape(-1, 3) // 43).astype(int)
                 hist = np.bincount(q[:, 0] * 36 + q[:, 1] * 6 + q[:, 2], minlength=216)
                 parts.append(np.sqrt(hist / hist.sum()))
             feats.append(np.concatenate(parts))
@@ -203,8 +203,16 @@ def test_thousand_identities_under_a_minute(tmp_path):
 
 
 def test_options_are_checked(tmp_path):
-    for bad in ({"style": "C"}, {"num_cams": 10}, {"num_cams": 1}, {"num_ids": 1}, {"images_per_id": 3},
-                {"height": 16}, {"quality": 0}, {"junk_fraction": 2.0}):
+    for bad in (
+        {"style": "C"},
+        {"num_cams": 10},
+        {"num_cams": 1},
+        {"num_ids": 1},
+        {"images_per_id": 3},
+        {"height": 16},
+        {"quality": 0},
+        {"junk_fraction": 2.0},
+    ):
         with pytest.raises(QAConvError):
             generate(tmp_path / "x", **{**SMALL, **bad})
     assert not (tmp_path / "x").exists()
@@ -223,8 +231,27 @@ def test_existing_data_set_needs_overwrite(tmp_path):
 
 def test_cli(tmp_path, capsys):
     out = tmp_path / "cli"
-    args = ["synth", "--out", str(out), "--ids", "8", "--cams", "3", "--seed", "4", "--style", "B",
-            "--images-per-id", "5", "--height", "64", "--width", "32", "--workers", "1"]
+    args = [
+        "synth",
+        "--out",
+        str(out),
+        "--ids",
+        "8",
+        "--cams",
+        "3",
+        "--seed",
+        "4",
+        "--style",
+        "B",
+        "--images-per-id",
+        "5",
+        "--height",
+        "64",
+        "--width",
+        "32",
+        "--workers",
+        "1",
+    ]
     assert main(args) == 0
     meta = json.loads((out / "meta.json").read_text())
     assert (meta["num_ids"], meta["num_cams"], meta["style"], meta["height"]) == (8, 3, "B", 64)

@@ -31,8 +31,15 @@ def noise_image(h: int = 50, w: int = 30, seed: int = 0) -> Image.Image:
 def test_train_transform_shape_range_and_order():
     t = build_train_transform(96, 32, seed=0)
     assert [type(s).__name__ for s in t.transforms] == [
-        "ToRGB", "Resize", "Pad", "RandomCrop", "RandomHorizontalFlip", "RandomRotation", "ColorJitter",
-        "RandomOcclusion", "ToTensor",
+        "ToRGB",
+        "Resize",
+        "Pad",
+        "RandomCrop",
+        "RandomHorizontalFlip",
+        "RandomRotation",
+        "ColorJitter",
+        "RandomOcclusion",
+        "ToTensor",
     ]
     for i in range(5):
         x = t(noise_image(seed=i))
@@ -96,7 +103,7 @@ def test_crop_and_flip_replay_from_the_generator():
         out = RandomCrop(40, 20)(padded, np.random.default_rng(seed))
         replay = np.random.default_rng(seed)
         top, left = int(replay.integers(0, 21)), int(replay.integers(0, 21))
-        np.testing.assert_array_equal(np.asarray(out), np.asarray(padded)[top:top + 40, left:left + 20])
+        np.testing.assert_array_equal(np.asarray(out), np.asarray(padded)[top : top + 40, left : left + 20])
     flipped = RandomHorizontalFlip(1.0)(img, np.random.default_rng(0))
     np.testing.assert_array_equal(np.asarray(flipped), np.asarray(img)[:, ::-1])
     assert RandomHorizontalFlip(0.0)(img, np.random.default_rng(0)) is img
@@ -166,8 +173,26 @@ def test_standalone_random_transforms_own_a_generator():
         RandomCrop(60, 10)(img)
 
 
-MODES = ["1", "L", "P", "RGB", "RGBA", "LA", "PA", "La", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "I",
-         "I;16", "I;16B", "F"]
+MODES = [
+    "1",
+    "L",
+    "P",
+    "RGB",
+    "RGBA",
+    "LA",
+    "PA",
+    "La",
+    "RGBa",
+    "RGBX",
+    "CMYK",
+    "YCbCr",
+    "LAB",
+    "HSV",
+    "I",
+    "I;16",
+    "I;16B",
+    "F",
+]
 
 
 @pytest.mark.parametrize("mode", MODES)

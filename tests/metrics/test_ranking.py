@@ -33,8 +33,7 @@ def _loop_metrics(D, qp, gp, qc, gc, max_rank=100):
 
 def test_parity_with_reference_fixture():
     ref = np.load(FIXTURES / "ranking.npz")
-    res = evaluate_rank(ref["distmat"], ref["q_pids"], ref["g_pids"], ref["q_camids"], ref["g_camids"],
-                        max_rank=100)
+    res = evaluate_rank(ref["distmat"], ref["q_pids"], ref["g_pids"], ref["q_camids"], ref["g_camids"], max_rank=100)
     assert res.cmc.shape == (100,)
     np.testing.assert_allclose(res.cmc, ref["cmc"], rtol=0, atol=1e-6)
     assert abs(res.mAP - float(ref["mAP"])) <= 1e-6
@@ -46,9 +45,7 @@ def test_hand_computed_example():
     #   -> first match at rank 2, AP = (1/2 + 2/4) / 2 = 0.5, INP = 2 / 4 = 0.5
     # query 1 (pid 2, cam 1): its only pid-2 image is junk -> skipped
     # query 2 (pid 3, cam 2): g4 (pid 3, cam 0) is nearest -> rank 1, AP = INP = 1
-    D = np.array([[0.1, 0.2, 0.3, 0.5, 0.4],
-                  [0.5, 0.1, 0.2, 0.3, 0.4],
-                  [0.9, 0.8, 0.7, 0.6, 0.05]])
+    D = np.array([[0.1, 0.2, 0.3, 0.5, 0.4], [0.5, 0.1, 0.2, 0.3, 0.4], [0.9, 0.8, 0.7, 0.6, 0.05]])
     g_pids, g_cams = np.array([1, 2, 1, 1, 3]), np.array([0, 1, 1, 2, 0])
     res = evaluate_rank(D, [1, 2, 3], g_pids, [0, 1, 2], g_cams, max_rank=5)
     assert res.num_valid == 2 and res.num_query == 3
@@ -58,8 +55,7 @@ def test_hand_computed_example():
     np.testing.assert_array_equal(res.first_match, [1, -1, 0])
     assert np.isnan(res.ap[1]) and res.ap[0] == pytest.approx(0.5)
     assert res.rank1 == 0.5 and res.rank5 == 1.0
-    assert res.to_dict() == {"rank1": 0.5, "rank5": 1.0, "mAP": 0.75, "mINP": 0.75, "num_valid": 2,
-                             "num_query": 3}
+    assert res.to_dict() == {"rank1": 0.5, "rank5": 1.0, "mAP": 0.75, "mINP": 0.75, "num_valid": 2, "num_query": 3}
     with pytest.raises(QAConvError, match="rank-10"):
         _ = res.rank10
 
@@ -70,8 +66,9 @@ def test_hand_computed_ties():
     # CMC/INP break ties by gallery index: the tied negative comes first only when its index is lower.
     pids = np.array([7, 8, 7, 8])
     cams = np.array([1, 1, 1, 1])
-    neg_first = evaluate_rank(np.array([[0.2, 0.2, 0.5, 0.9]])[:, [1, 0, 2, 3]], [7], pids[[1, 0, 2, 3]], [0],
-                              cams, max_rank=4)
+    neg_first = evaluate_rank(
+        np.array([[0.2, 0.2, 0.5, 0.9]])[:, [1, 0, 2, 3]], [7], pids[[1, 0, 2, 3]], [0], cams, max_rank=4
+    )
     pos_first = evaluate_rank(np.array([[0.2, 0.2, 0.5, 0.9]]), [7], pids, [0], cams, max_rank=4)
     for res in (neg_first, pos_first):
         assert res.mAP == pytest.approx((1 / 2 + 2 / 3) / 2)
@@ -125,7 +122,7 @@ def test_streaming_blocks_equal_one_shot():
     for block, chunk, threads in [(1, 1 << 22, 1), (10, 300, 2), (33, 1, 3), (97, 1000, 4)]:
         acc = RankAccumulator(30, chunk_elements=chunk, num_threads=threads)
         for s in range(0, 97, block):
-            acc.update(D[s:s + block], qp[s:s + block], qc[s:s + block], gp, gc)
+            acc.update(D[s : s + block], qp[s : s + block], qc[s : s + block], gp, gc)
         res = acc.result()
         np.testing.assert_array_equal(res.cmc, whole.cmc)
         assert res.mAP == whole.mAP and res.mINP == whole.mINP and res.num_valid == whole.num_valid
@@ -136,8 +133,10 @@ def test_streaming_blocks_equal_one_shot():
 def test_torch_input():
     torch = pytest.importorskip("torch")
     ref = np.load(FIXTURES / "ranking.npz")
-    res = evaluate_rank(torch.from_numpy(ref["distmat"]), *(torch.from_numpy(ref[k]) for k in
-                                                            ("q_pids", "g_pids", "q_camids", "g_camids")))
+    res = evaluate_rank(
+        torch.from_numpy(ref["distmat"]),
+        *(torch.from_numpy(ref[k]) for k in ("q_pids", "g_pids", "q_camids", "g_camids")),
+    )
     assert abs(res.mAP - float(ref["mAP"])) <= 1e-6
 
 

@@ -19,8 +19,8 @@ def _dense_oracle(D, num_query, k1=20, k2=6, lam=0.3):
     kh = int(np.around(k1 / 2.0))
 
     def recip(i, k):
-        nb = order[i, :k + 1]
-        return [int(j) for j in nb if i in order[j, :k + 1]]
+        nb = order[i, : k + 1]
+        return [int(j) for j in nb if i in order[j, : k + 1]]
 
     V = np.zeros((n, n), dtype=np.float16)
     for i in range(n):
@@ -59,16 +59,22 @@ def _clustered(n, dim=16, ids=None, seed=0, asym=False):
 
 def test_parity_with_reference_fixture():
     ref = np.load(FIXTURES / "rerank.npz")
-    out = k_reciprocal_rerank(ref["full_dist"], int(ref["num_query"]), k1=int(ref["k1"]), k2=int(ref["k2"]),
-                              lambda_value=float(ref["lambda_value"]))
+    out = k_reciprocal_rerank(
+        ref["full_dist"],
+        int(ref["num_query"]),
+        k1=int(ref["k1"]),
+        k2=int(ref["k2"]),
+        lambda_value=float(ref["lambda_value"]),
+    )
     assert out.shape == ref["reranked"].shape and out.dtype == np.float32
     np.testing.assert_allclose(out, ref["reranked"], rtol=0, atol=2e-3)
     # the float16 steps are mirrored, so in practice the match is exact
     assert np.abs(out - ref["reranked"]).max() <= 1e-6
 
 
-@pytest.mark.parametrize(("k1", "k2", "lam", "asym"), [(20, 6, 0.3, False), (5, 1, 0.5, True), (3, 3, 0.0, True),
-                                                        (60, 10, 0.3, False)])
+@pytest.mark.parametrize(
+    ("k1", "k2", "lam", "asym"), [(20, 6, 0.3, False), (5, 1, 0.5, True), (3, 3, 0.0, True), (60, 10, 0.3, False)]
+)
 def test_matches_dense_oracle(k1, k2, lam, asym):
     D = _clustered(90, seed=k1, asym=asym)
     out = k_reciprocal_rerank(D, 25, k1=k1, k2=k2, lambda_value=lam)
@@ -89,7 +95,7 @@ def test_blockwise_equals_dense(block_rows, with_pairs):
     out = k_reciprocal_rerank_blockwise(rows, 120, 30, pairs=pairs, block_rows=block_rows)
     np.testing.assert_array_equal(out, k_reciprocal_rerank(D, 30))
     first_pass = [(s, min(120, s + block_rows)) for s in range(0, 120, block_rows)]
-    assert calls[:len(first_pass)] == first_pass
+    assert calls[: len(first_pass)] == first_pass
     if with_pairs:
         assert len(calls) == len(first_pass)
 

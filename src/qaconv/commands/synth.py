@@ -22,10 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--height", type=int, default=128, help="image height in pixels (128)")
     parser.add_argument("--width", type=int, default=64, help="image width in pixels (64)")
     parser.add_argument("--quality", type=int, default=90, help="JPEG quality (90)")
-    parser.add_argument("--junk-fraction", type=float, default=0.1,
-                        help="junk images (pid -1) per gallery image (0.1)")
-    parser.add_argument("--distractor-fraction", type=float, default=0.1,
-                        help="distractor images (pid 0000) per gallery image (0.1)")
+    parser.add_argument("--junk-fraction", type=float, default=0.1, help="junk images (pid -1) per gallery image (0.1)")
+    parser.add_argument(
+        "--distractor-fraction", type=float, default=0.1, help="distractor images (pid 0000) per gallery image (0.1)"
+    )
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     parser.add_argument("--overwrite", action="store_true", help="replace a data set already in --out")
     parser.set_defaults(func=run)
@@ -36,16 +36,27 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     meta = generate(
-        args.out, num_ids=args.ids, num_cams=args.cams, seed=args.seed, style=args.style,
-        images_per_id=args.images_per_id, height=args.height, width=args.width, quality=args.quality,
-        junk_fraction=args.junk_fraction, distractor_fraction=args.distractor_fraction, workers=args.workers,
+        args.out,
+        num_ids=args.ids,
+        num_cams=args.cams,
+        seed=args.seed,
+        style=args.style,
+        images_per_id=args.images_per_id,
+        height=args.height,
+        width=args.width,
+        quality=args.quality,
+        junk_fraction=args.junk_fraction,
+        distractor_fraction=args.distractor_fraction,
+        workers=args.workers,
         overwrite=args.overwrite,
     )
     seconds = time.perf_counter() - start
     counts = meta["counts"]
     total = sum(c["images"] for c in counts.values())
-    print(f"wrote {total} images of {meta['num_ids']} ids, {meta['num_cams']} cameras, style {meta['style']}, "
-          f"seed {meta['seed']} to {args.out} in {seconds:.1f} s")
+    print(
+        f"wrote {total} images of {meta['num_ids']} ids, {meta['num_cams']} cameras, style {meta['style']}, "
+        f"seed {meta['seed']} to {args.out} in {seconds:.1f} s"
+    )
     for split, c in counts.items():
         extra = "".join(f", {c[k]} {k}" for k in ("distractors", "junk") if k in c)
         print(f"  {split:<19} {c['images']:>6} images  {c['ids']:>5} ids  {c['cameras']} cameras{extra}")

@@ -72,6 +72,14 @@ class _ClassLists:
         self.lists = _permute_segments(self.members, self.member_class, _epoch_rng(seed, 0))
         self.cursors = np.zeros(self.num_classes, dtype=np.int64)
 
+    def valid_state(self, lists: np.ndarray, cursors: np.ndarray) -> bool:
+        """Whether every class's slice of `lists` holds exactly its images and every cursor is inside it."""
+        if lists.shape != self.members.shape or cursors.shape != self.cursors.shape:
+            return False
+        if not ((cursors >= 0) & (cursors < self.counts)).all():
+            return False
+        return np.array_equal(lists[np.lexsort((lists, self.member_class))], self.members)
+
     def random_members(self, rng: np.random.Generator) -> np.ndarray:
         """One uniformly drawn dataset index per class, in class order."""
         pick = (rng.random(self.num_classes) * self.counts).astype(np.int64)
@@ -210,13 +218,7 @@ class _ClassBatchSampler(Sampler[list[int]]):
             raise QAConvError("sampler state_dict was saved for a different set of labels (training data changed?)")
         lists = np.asarray(state["lists"], dtype=np.int64)
         cursors = np.asarray(state["cursors"], dtype=np.int64)
-        lists_ok = lists.shape == self._lists.members.shape and np.array_equal(
-            np.sort(lists), np.arange(self._lists.num_samples)
-        )
-        cursors_ok = cursors.shape == self._lists.cursors.shape and bool(
-            ((cursors >= 0) & (cursors < self._lists.counts)).all()
-        )
-        if not (lists_ok and cursors_ok):
+        if not self._lists.valid_state(lists, cursors):
             raise QAConvError("sampler state_dict has inconsistent lists or cursors for these labels")
         self.seed = int(state["seed"])
         self.epoch = int(state["epoch"])

@@ -62,43 +62,85 @@ _STYLE_TABLE: dict[str, dict[str, Any]] = {
     # A: "campus in daylight" (Market-like): saturated primaries, facades, pavement, mild cameras.
     "A": {
         "clothes": _c(
-            (28, 28, 32), (232, 232, 228), (128, 128, 132), (72, 72, 78), (30, 42, 92), (40, 92, 192),
-            (142, 182, 222), (192, 36, 36), (40, 132, 62), (232, 202, 42), (236, 122, 30), (232, 142, 172),
-            (112, 52, 142), (202, 182, 142), (112, 72, 40), (62, 82, 122),
+            (28, 28, 32),
+            (232, 232, 228),
+            (128, 128, 132),
+            (72, 72, 78),
+            (30, 42, 92),
+            (40, 92, 192),
+            (142, 182, 222),
+            (192, 36, 36),
+            (40, 132, 62),
+            (232, 202, 42),
+            (236, 122, 30),
+            (232, 142, 172),
+            (112, 52, 142),
+            (202, 182, 142),
+            (112, 72, 40),
+            (62, 82, 122),
         ),
         "skin_p": [0.25, 0.25, 0.2, 0.15, 0.1, 0.05],
         "hair": _c((20, 18, 16), (58, 38, 24), (110, 72, 40), (200, 170, 110), (150, 150, 150), (130, 50, 20)),
         "hair_p": [0.45, 0.25, 0.12, 0.08, 0.06, 0.04],
-        "pattern_p": {"plain": 0.45, "hstripes": 0.15, "vstripes": 0.07, "checks": 0.1, "logo": 0.18,
-                      "twotone": 0.05},
+        "pattern_p": {"plain": 0.45, "hstripes": 0.15, "vstripes": 0.07, "checks": 0.1, "logo": 0.18, "twotone": 0.05},
         "lower_p": {"trousers": 0.65, "shorts": 0.2, "skirt": 0.15},
         "bag_p": {"none": 0.4, "backpack": 0.3, "shoulder": 0.15, "handbag": 0.15},
         "hat_p": 0.1,
         "background": "campus",
-        "gain": (0.9, 1.12), "cast": 0.06, "cast_bias": (-0.02, 0.0, 0.03), "gamma": (0.9, 1.1), "blur": (0.35, 0.8),
-        "lowres": (0.8, 1.0), "noise": (0.004, 0.014), "scale": (0.82, 0.92), "scale_jitter": 0.03,
-        "shift": 0.04, "occlusion": (0.05, 0.2), "occluders": ("bottom", "pole", "person"),
+        "gain": (0.9, 1.12),
+        "cast": 0.06,
+        "cast_bias": (-0.02, 0.0, 0.03),
+        "gamma": (0.9, 1.1),
+        "blur": (0.35, 0.8),
+        "lowres": (0.8, 1.0),
+        "noise": (0.004, 0.014),
+        "scale": (0.82, 0.92),
+        "scale_jitter": 0.03,
+        "shift": 0.04,
+        "occlusion": (0.05, 0.2),
+        "occluders": ("bottom", "pole", "person"),
     },
     # B: "shopping mall in the evening": muted/earthy palette, warm interiors, darker, colour-cast,
     # blurrier, lower-resolution cameras that frame people less tightly and occlude them more.
     "B": {
         "clothes": _c(
-            (112, 22, 42), (202, 162, 42), (22, 122, 122), (112, 112, 42), (240, 112, 92), (172, 152, 212),
-            (172, 162, 112), (52, 52, 58), (236, 226, 200), (32, 82, 52), (172, 82, 42), (112, 172, 232),
-            (202, 42, 142), (192, 152, 102), (92, 102, 122), (140, 60, 90),
+            (112, 22, 42),
+            (202, 162, 42),
+            (22, 122, 122),
+            (112, 112, 42),
+            (240, 112, 92),
+            (172, 152, 212),
+            (172, 162, 112),
+            (52, 52, 58),
+            (236, 226, 200),
+            (32, 82, 52),
+            (172, 82, 42),
+            (112, 172, 232),
+            (202, 42, 142),
+            (192, 152, 102),
+            (92, 102, 122),
+            (140, 60, 90),
         ),
         "skin_p": [0.1, 0.15, 0.2, 0.2, 0.2, 0.15],
         "hair": _c((20, 18, 16), (58, 38, 24), (110, 72, 40), (200, 170, 110), (150, 150, 150), (120, 40, 120)),
         "hair_p": [0.35, 0.25, 0.15, 0.1, 0.05, 0.1],
-        "pattern_p": {"plain": 0.35, "hstripes": 0.1, "vstripes": 0.1, "checks": 0.2, "logo": 0.1,
-                      "twotone": 0.15},
+        "pattern_p": {"plain": 0.35, "hstripes": 0.1, "vstripes": 0.1, "checks": 0.2, "logo": 0.1, "twotone": 0.15},
         "lower_p": {"trousers": 0.55, "shorts": 0.15, "skirt": 0.3},
         "bag_p": {"none": 0.3, "backpack": 0.2, "shoulder": 0.25, "handbag": 0.25},
         "hat_p": 0.2,
         "background": "indoor",
-        "gain": (0.55, 0.85), "cast": 0.12, "cast_bias": (0.1, 0.0, -0.1), "gamma": (0.8, 1.2), "blur": (0.6, 1.3),
-        "lowres": (0.5, 0.8), "noise": (0.012, 0.035), "scale": (0.72, 0.88), "scale_jitter": 0.05,
-        "shift": 0.07, "occlusion": (0.15, 0.35), "occluders": ("bottom", "person", "pole"),
+        "gain": (0.55, 0.85),
+        "cast": 0.12,
+        "cast_bias": (0.1, 0.0, -0.1),
+        "gamma": (0.8, 1.2),
+        "blur": (0.6, 1.3),
+        "lowres": (0.5, 0.8),
+        "noise": (0.012, 0.035),
+        "scale": (0.72, 0.88),
+        "scale_jitter": 0.05,
+        "shift": 0.07,
+        "occlusion": (0.15, 0.35),
+        "occluders": ("bottom", "person", "pole"),
     },
 }
 
@@ -150,11 +192,13 @@ def _sample_attribute(rng: np.random.Generator, st: dict[str, Any], p: dict[str,
         p["bag_colour"] = _palette_colour(rng, clothes)
     elif name == "hair":
         p["hair_style"] = _HAIR_STYLES[int(rng.choice(4, p=_HAIR_STYLE_P))]
-        p["hair"] = (st["hair"][int(rng.choice(len(st["hair"]), p=st["hair_p"]))]
-                     + rng.normal(0, 0.02, 3)).clip(0, 1).tolist()
+        p["hair"] = (
+            (st["hair"][int(rng.choice(len(st["hair"]), p=st["hair_p"]))] + rng.normal(0, 0.02, 3)).clip(0, 1).tolist()
+        )
     elif name == "shoes":
-        p["shoes"] = _palette_colour(rng, _c((20, 20, 20), (235, 235, 235), (110, 70, 40), (60, 60, 70),
-                                             (180, 40, 40), (40, 80, 160)))
+        p["shoes"] = _palette_colour(
+            rng, _c((20, 20, 20), (235, 235, 235), (110, 70, 40), (60, 60, 70), (180, 40, 40), (40, 80, 160))
+        )
     elif name == "sleeves":
         p["long_sleeves"] = bool(rng.random() < 0.5)
     elif name == "hat":
@@ -217,8 +261,9 @@ def _sample_camera(rng: np.random.Generator, style: str, index: int) -> dict[str
         "scale": float(rng.uniform(*st["scale"])),
         "occlusion": float(rng.uniform(*st["occlusion"])),
         "occluder": preferred,
-        "occ_colour": _palette_colour(rng, _c((90, 90, 95), (150, 150, 150), (120, 80, 50), (40, 60, 90),
-                                              (170, 40, 40), (60, 100, 60))),
+        "occ_colour": _palette_colour(
+            rng, _c((90, 90, 95), (150, 150, 150), (120, 80, 50), (40, 60, 90), (170, 40, 40), (60, 100, 60))
+        ),
         "views": views.tolist(),
         "position": float(rng.uniform(0, 400)),  # metres along the walkway, for plausible frame numbers
         "bg_seed": int(rng.integers(2**31)),
@@ -243,11 +288,11 @@ def _background(style: str, camera: dict[str, Any], height: int, width: int) -> 
     horizon = float(rng.uniform(0.42, 0.62))
     upper = np.broadcast_to(y < horizon, (hb, wb))
     if _STYLE_TABLE[style]["background"] == "campus":
-        wall = np.asarray(_palette_colour(rng, _c((150, 150, 156), (186, 176, 160), (160, 92, 72),
-                                                  (205, 205, 198), (122, 132, 142))))
+        wall = np.asarray(
+            _palette_colour(rng, _c((150, 150, 156), (186, 176, 160), (160, 92, 72), (205, 205, 198), (122, 132, 142)))
+        )
         window = np.asarray(_palette_colour(rng, _c((60, 80, 112), (42, 50, 60), (122, 152, 172))))
-        floor = np.asarray(_palette_colour(rng, _c((142, 142, 142), (166, 160, 150), (112, 112, 118),
-                                                   (152, 132, 112))))
+        floor = np.asarray(_palette_colour(rng, _c((142, 142, 142), (166, 160, 150), (112, 112, 118), (152, 132, 112))))
         img[:] = wall * (1.08 - 0.2 * y)[..., None]
         px, py = rng.uniform(0.25, 0.45) * width, rng.uniform(0.1, 0.2) * height
         win = ((x % px) < px * rng.uniform(0.4, 0.7)) & ((yp % py) < py * rng.uniform(0.4, 0.7)) & upper
@@ -266,8 +311,11 @@ def _background(style: str, camera: dict[str, Any], height: int, width: int) -> 
         floor_img = np.where(lines[..., None], floor_img * 0.8, floor_img)
         img = np.where(upper[..., None], img, floor_img)
     else:
-        wall = np.asarray(_palette_colour(rng, _c((192, 150, 112), (212, 192, 162), (152, 112, 92),
-                                                  (122, 92, 72), (202, 172, 172), (92, 82, 92))))
+        wall = np.asarray(
+            _palette_colour(
+                rng, _c((192, 150, 112), (212, 192, 162), (152, 112, 92), (122, 92, 72), (202, 172, 172), (92, 82, 92))
+            )
+        )
         floor = np.asarray(_palette_colour(rng, _c((92, 82, 72), (142, 122, 102), (62, 62, 72), (172, 162, 152))))
         img[:] = wall * (0.9 + 0.15 * y)[..., None]
         for _ in range(int(rng.integers(1, 4))):  # pillars
@@ -277,8 +325,9 @@ def _background(style: str, camera: dict[str, Any], height: int, width: int) -> 
         for _ in range(int(rng.integers(2, 6))):  # shop signs
             cx, cy = rng.uniform(0, wb), rng.uniform(0.05, horizon * 0.6) * hb
             sign = (np.abs(x - cx) < rng.uniform(0.15, 0.5) * width) & (np.abs(yp - cy) < rng.uniform(0.03, 0.08) * hb)
-            img[sign] = np.asarray(_palette_colour(rng, _c((232, 62, 52), (252, 202, 42), (42, 162, 222),
-                                                           (242, 242, 242), (202, 62, 162))))
+            img[sign] = np.asarray(
+                _palette_colour(rng, _c((232, 62, 52), (252, 202, 42), (42, 162, 222), (242, 242, 242), (202, 62, 162)))
+            )
         for _ in range(int(rng.integers(1, 4))):  # ceiling lights
             cx, cy = rng.uniform(0, wb), rng.uniform(0, 0.15) * hb
             img += (0.35 * np.exp(-((x - cx) ** 2 + (yp - cy) ** 2) / (2 * (0.15 * width) ** 2)))[..., None]
@@ -313,8 +362,9 @@ def _pattern(p: dict[str, Any], u: np.ndarray, v: np.ndarray, vs: float, shape: 
     return np.where(np.broadcast_to(second, shape)[..., None], c2, c1)
 
 
-def _draw_person(img: np.ndarray, p: dict[str, Any], u: np.ndarray, v: np.ndarray, view: str, facing: int,
-                 phase: float) -> np.ndarray:
+def _draw_person(
+    img: np.ndarray, p: dict[str, Any], u: np.ndarray, v: np.ndarray, view: str, facing: int, phase: float
+) -> np.ndarray:
     """Paint a person on img in place; u [1, W] and v [H, 1] are in person heights (v 0 = top of head,
     1 = soles, u 0 = body axis). Returns the person's mask."""
     shape = img.shape[:2]
@@ -348,8 +398,10 @@ def _draw_person(img: np.ndarray, p: dict[str, Any], u: np.ndarray, v: np.ndarra
     if p["hair_style"] == "long" and not back:
         paint((np.abs(u + (0.25 * hw * facing if side else 0)) <= hw * 1.12) & (v >= hcy) & (v <= vs + 0.1), hair)
     if side and p["bag"] == "backpack":
-        paint((u * facing <= -sh + 0.01) & (u * facing >= -sh - 0.075) & (v >= vs + 0.02)
-              & (v <= vs + 0.65 * p["torso"]), p["bag_colour"])
+        paint(
+            (u * facing <= -sh + 0.01) & (u * facing >= -sh - 0.075) & (v >= vs + 0.02) & (v <= vs + 0.65 * p["torso"]),
+            p["bag_colour"],
+        )
 
     # Legs and shoes.
     if side:
@@ -397,9 +449,12 @@ def _draw_person(img: np.ndarray, p: dict[str, Any], u: np.ndarray, v: np.ndarra
     paint(torso, upper)
     if p["pattern"] == "logo" and view == "front":
         lu, lv, r = u, v - (vs + 0.3 * p["torso"]), 0.045 * wf
-        logo = {"circle": lu**2 + lv**2 <= r**2, "square": (np.abs(lu) <= 0.8 * r) & (np.abs(lv) <= 0.8 * r),
-                "diamond": np.abs(lu) + np.abs(lv) <= r,
-                "triangle": (lv <= 0.7 * r) & (lv >= -r + 2 * np.abs(lu))}[p["logo"]]
+        logo = {
+            "circle": lu**2 + lv**2 <= r**2,
+            "square": (np.abs(lu) <= 0.8 * r) & (np.abs(lv) <= 0.8 * r),
+            "diamond": np.abs(lu) + np.abs(lv) <= r,
+            "triangle": (lv <= 0.7 * r) & (lv >= -r + 2 * np.abs(lu)),
+        }[p["logo"]]
         paint(logo, p["upper2"])
     if side:
         arms()
@@ -427,15 +482,19 @@ def _draw_person(img: np.ndarray, p: dict[str, Any], u: np.ndarray, v: np.ndarra
         paint(cap & (v <= hcy - 0.2 * hr), p["hat_colour"])
         if not back:
             brim_u = hu - (0.7 * hw * facing if side else 0.0)
-            paint((np.abs(brim_u) <= hw * (0.8 if side else 1.15)) & (np.abs(v - (hcy - 0.25 * hr)) <= 0.05 * hr),
-                  p["hat_colour"])
+            paint(
+                (np.abs(brim_u) <= hw * (0.8 if side else 1.15)) & (np.abs(v - (hcy - 0.25 * hr)) <= 0.05 * hr),
+                p["hat_colour"],
+            )
 
     # Bags.
     bag, bag_colour = p["bag"], p["bag_colour"]
     if bag == "backpack" and back:
         paint((np.abs(u) <= sh * 0.75) & (v >= vs + 0.02) & (v <= vs + 0.65 * p["torso"]), bag_colour)
-        paint((np.abs(u) <= sh * 0.5) & (v >= vs + 0.45 * p["torso"]) & (v <= vs + 0.6 * p["torso"]),
-              np.asarray(bag_colour) * 0.7)
+        paint(
+            (np.abs(u) <= sh * 0.5) & (v >= vs + 0.45 * p["torso"]) & (v <= vs + 0.6 * p["torso"]),
+            np.asarray(bag_colour) * 0.7,
+        )
     elif bag == "backpack" and not side:
         paint((np.abs(np.abs(u) - sh * 0.55) <= 0.012) & (v >= vs) & (v <= vs + 0.55 * p["torso"]), bag_colour)
     elif bag == "shoulder":
@@ -514,15 +573,16 @@ def _draw_occluder(img: np.ndarray, rng: np.random.Generator, job: _Job, camera:
         img[np.broadcast_to(head & ~body, (h, w))] = _SKIN[int(rng.integers(len(_SKIN)))]
 
 
-def _render(job: _Job, cam: int, ident: dict[str, Any] | None, rng: np.random.Generator,
-            misaligned: bool = False) -> Image.Image:
+def _render(
+    job: _Job, cam: int, ident: dict[str, Any] | None, rng: np.random.Generator, misaligned: bool = False
+) -> Image.Image:
     """One crop of camera `cam` (0-based) showing `ident` (None: background only)."""
     h, w = job.height, job.width
     camera = job.cameras[cam]
     bg = _camera_background(job, cam)
     oy = int(rng.integers(0, bg.shape[0] - h + 1))
     ox = int(rng.integers(0, bg.shape[1] - w + 1))
-    img = bg[oy:oy + h, ox:ox + w]
+    img = bg[oy : oy + h, ox : ox + w]
     img = (img[:, ::-1] if rng.random() < 0.5 else img) * np.float32(rng.uniform(0.95, 1.05))
     if ident is not None:
         st = _STYLE_TABLE[job.style]
@@ -602,8 +662,15 @@ def _split_families(rng: np.random.Generator, families: list[list[int]], num_tra
     return train
 
 
-def _plan(num_ids: int, num_cams: int, seed: int, style: str, images_per_id: int, junk_fraction: float,
-          distractor_fraction: float) -> dict[str, Any]:
+def _plan(
+    num_ids: int,
+    num_cams: int,
+    seed: int,
+    style: str,
+    images_per_id: int,
+    junk_fraction: float,
+    distractor_fraction: float,
+) -> dict[str, Any]:
     code = _STYLE_CODE[style]
     cam_rng = _rng(seed, code, _T_CAMERA)
     cameras = tuple(_sample_camera(cam_rng, style, c) for c in range(num_cams))
@@ -650,8 +717,9 @@ def _plan(num_ids: int, num_cams: int, seed: int, style: str, images_per_id: int
         for mine in per_cam:
             query = int(rng.integers(len(mine))) if pid not in train else -1
             for i, shot in enumerate(mine):
-                shot["split"] = "bounding_box_train" if pid in train else ("query" if i == query else
-                                                                           "bounding_box_test")
+                shot["split"] = (
+                    "bounding_box_train" if pid in train else ("query" if i == query else "bounding_box_test")
+                )
         for i, shot in enumerate(s for mine in per_cam for s in mine):
             shot["key"] = (_T_IMAGE, pid, i)
             shots.append(shot)
@@ -660,9 +728,16 @@ def _plan(num_ids: int, num_cams: int, seed: int, style: str, images_per_id: int
     extra_rng = _rng(seed, code, _T_EXTRA)
     for kind, pid, fraction in ((_KIND_DISTRACTOR, 0, distractor_fraction), (_KIND_JUNK, -1, junk_fraction)):
         for j in range(round(gallery * fraction)):
-            shots.append({"pid": pid, "cam": int(extra_rng.integers(num_cams)),
-                          "frame": int(extra_rng.integers(0, int(session_s * FPS))), "split": "bounding_box_test",
-                          "key": (_T_EXTRA, kind, j), "misaligned": bool(extra_rng.random() < 0.6)})
+            shots.append(
+                {
+                    "pid": pid,
+                    "cam": int(extra_rng.integers(num_cams)),
+                    "frame": int(extra_rng.integers(0, int(session_s * FPS))),
+                    "split": "bounding_box_test",
+                    "key": (_T_EXTRA, kind, j),
+                    "misaligned": bool(extra_rng.random() < 0.6),
+                }
+            )
 
     # Market's last field numbers the detections of one frame of one camera: 01, 02, ...
     shots.sort(key=lambda s: (s["cam"], s["frame"], s["pid"], s["key"]))
@@ -679,8 +754,17 @@ def _plan(num_ids: int, num_cams: int, seed: int, style: str, images_per_id: int
 # --------------------------------------------------------------------------------------------
 
 
-def _check(num_ids: int, num_cams: int, images_per_id: int, height: int, width: int, style: str, quality: int,
-           junk_fraction: float, distractor_fraction: float) -> None:
+def _check(
+    num_ids: int,
+    num_cams: int,
+    images_per_id: int,
+    height: int,
+    width: int,
+    style: str,
+    quality: int,
+    junk_fraction: float,
+    distractor_fraction: float,
+) -> None:
     if style not in STYLES:
         raise QAConvError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
     if not 2 <= num_ids <= 9999:
@@ -703,8 +787,10 @@ def _prepare_out_dir(out: Path, overwrite: bool) -> None:
         raise QAConvError(f"output path {out} exists and is not a folder")
     existing = [out / d for d in (*SPLIT_DIRS, "meta.json") if (out / d).exists()]
     if existing and not overwrite:
-        raise QAConvError(f"{out} already holds a data set ({existing[0].name}); pass overwrite=True "
-                          "(--overwrite) to replace it, or choose another folder")
+        raise QAConvError(
+            f"{out} already holds a data set ({existing[0].name}); pass overwrite=True "
+            "(--overwrite) to replace it, or choose another folder"
+        )
     for path in existing:  # only what this generator writes; anything else in out is left alone
         if path.is_dir():
             shutil.rmtree(path)
@@ -758,8 +844,9 @@ def generate(
     for s in plan["shots"]:
         owner = s["pid"] if s["pid"] > 0 else s["key"]
         tasks.setdefault(owner, []).append((s["split"], s["name"], s["cam"], s["key"], s.get("misaligned", False)))
-    work = [(plan["identities"].get(owner) if isinstance(owner, int) else None, images)
-            for owner, images in tasks.items()]
+    work = [
+        (plan["identities"].get(owner) if isinstance(owner, int) else None, images) for owner, images in tasks.items()
+    ]
     workers = default_workers() if workers is None else max(1, int(workers))
     if workers == 1 or len(plan["shots"]) < 200:
         _init_worker(job)
@@ -772,14 +859,26 @@ def generate(
             for _ in pool.imap_unordered(_render_task, work, chunksize=4):
                 pass
 
-    meta = _meta(plan, seed, style, num_ids, num_cams, images_per_id, height, width, quality, junk_fraction,
-                 distractor_fraction)
+    meta = _meta(
+        plan, seed, style, num_ids, num_cams, images_per_id, height, width, quality, junk_fraction, distractor_fraction
+    )
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
 
 
-def _meta(plan: dict[str, Any], seed: int, style: str, num_ids: int, num_cams: int, images_per_id: int,
-          height: int, width: int, quality: int, junk_fraction: float, distractor_fraction: float) -> dict[str, Any]:
+def _meta(
+    plan: dict[str, Any],
+    seed: int,
+    style: str,
+    num_ids: int,
+    num_cams: int,
+    images_per_id: int,
+    height: int,
+    width: int,
+    quality: int,
+    junk_fraction: float,
+    distractor_fraction: float,
+) -> dict[str, Any]:
     counts: dict[str, dict[str, int]] = {}
     for d in SPLIT_DIRS:
         shots = [s for s in plan["shots"] if s["split"] == d]

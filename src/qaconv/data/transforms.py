@@ -174,16 +174,24 @@ class ColorJitter(_Random):
     saturation, hue). As in torchvision, a range that is the identity ((1, 1), or (0, 0) for hue)
     switches its adjustment off and draws no number for it."""
 
-    def __init__(self, brightness: tuple[float, float] = (0.5, 2.0), contrast: tuple[float, float] = (0.5, 2.0),
-                 saturation: tuple[float, float] = (0.5, 2.0), hue: tuple[float, float] = (-0.1, 0.1),
-                 random_order: bool = True, seed: int | None = None):
+    def __init__(
+        self,
+        brightness: tuple[float, float] = (0.5, 2.0),
+        contrast: tuple[float, float] = (0.5, 2.0),
+        saturation: tuple[float, float] = (0.5, 2.0),
+        hue: tuple[float, float] = (-0.1, 0.1),
+        random_order: bool = True,
+        seed: int | None = None,
+    ):
         super().__init__(seed)
         if not -0.5 <= hue[0] <= hue[1] <= 0.5:
             raise QAConvError(f"ColorJitter: hue range must lie in [-0.5, 0.5], got {hue}")
         identity = ((1.0, 1.0), (1.0, 1.0), (1.0, 1.0), (0.0, 0.0))
         ranges = (brightness, contrast, saturation, hue)
-        self.ranges = [None if tuple(map(float, r)) == e else (float(r[0]), float(r[1]))
-                       for r, e in zip(ranges, identity, strict=True)]
+        self.ranges = [
+            None if tuple(map(float, r)) == e else (float(r[0]), float(r[1]))
+            for r, e in zip(ranges, identity, strict=True)
+        ]
         self.random_order = random_order
 
     @staticmethod
@@ -219,12 +227,19 @@ class RandomOcclusion(_Random):
     For S = 128 and the defaults, s is in [1, 101].
     """
 
-    def __init__(self, min_size: float = 0.0, max_size: float = 0.8, fill: tuple[int, int, int] = (255, 255, 255),
-                 seed: int | None = None):
+    def __init__(
+        self,
+        min_size: float = 0.0,
+        max_size: float = 0.8,
+        fill: tuple[int, int, int] = (255, 255, 255),
+        seed: int | None = None,
+    ):
         super().__init__(seed)
         if not (0 <= min_size <= 1 and 0 <= max_size <= 1 and (max_size == 0 or min_size < max_size)):
-            raise QAConvError(f"RandomOcclusion: need 0 <= min_size < max_size <= 1 (or max_size == 0 to disable), "
-                              f"got min_size={min_size}, max_size={max_size}")
+            raise QAConvError(
+                f"RandomOcclusion: need 0 <= min_size < max_size <= 1 (or max_size == 0 to disable), "
+                f"got min_size={min_size}, max_size={max_size}"
+            )
         self.min_size, self.max_size, self.fill = float(min_size), float(max_size), tuple(fill)
 
     def side_range(self, height: int, width: int) -> tuple[int, int]:
@@ -276,9 +291,17 @@ class Compose:
         return "Compose(" + ", ".join(type(t).__name__ for t in self.transforms) + ")"
 
 
-def build_train_transform(height: int = 384, width: int = 128, padding: int = 10, flip: float = 0.5,
-                          rotation: float = 5.0, color_jitter: bool = True, min_size: float = 0.0,
-                          max_size: float = 0.8, seed: int | None = None) -> Compose:
+def build_train_transform(
+    height: int = 384,
+    width: int = 128,
+    padding: int = 10,
+    flip: float = 0.5,
+    rotation: float = 5.0,
+    color_jitter: bool = True,
+    min_size: float = 0.0,
+    max_size: float = 0.8,
+    seed: int | None = None,
+) -> Compose:
     """The training augmentation of SPEC 1.7 at (height, width): PIL image -> float tensor [3, H, W] in [0, 1].
 
     padding=0, flip=0, rotation=0, color_jitter=False or max_size=0 switch the matching step off.

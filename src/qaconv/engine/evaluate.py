@@ -29,12 +29,11 @@ import torch
 from torch import Tensor, nn
 
 from qaconv.config import ModelConfig
-from qaconv.data.datasets import ReIDDataset, create_dataset, find_dataset_root, get_dataset_spec
-from qaconv.engine.checkpoint import save_checkpoint
+from qaconv.data.datasets import ReIDDataset, open_dataset
+from qaconv.engine.checkpoint import save_checkpoint, state_fingerprint
 from qaconv.engine.features import extract_feature_maps
 from qaconv.errors import QAConvError
-from qaconv.matching import QAConv, score_blocks
-from qaconv.matching.scoring import tile_bytes
+from qaconv.matching import QAConv, pair_scores, score_blocks
 from qaconv.metrics import RankAccumulator, RankResult, evaluate_rank, k_reciprocal_rerank_blockwise, tlift
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -242,33 +241,6 @@ def _gather(q_maps: Tensor, g_maps: Tensor, index: Tensor) -> Tensor:
 
 
 @torch.inference_mode()
-def pair_scores(
-    matcher: QAConv, prob: Tensor, gal: Tensor, *, dtype: torch.dtype | None = None, device: torch.device | None = None
-) -> Tensor:
-    """Eval-mode QAConv scores of the pairs (prob[i], gal[i]) -> float32 [n] (not all pairs: a diagonal).
-
-    The same arithmetic as `score_blocks` (QAConv.eval_affine), batched so one similarity chunk fits the tile
-    budget. Re-ranking uses it for the few dozen pairs per item that its neighbour lists do not hold.
-    """
-    matcher.check_maps(prob, "prob")
-    matcher.check_maps(gal, "gal")
-    if len(prob) != len(gal):
-        raise QAConvError(f"pair_scores needs as many probe as gallery maps, got {len(prob)} and {len(gal)}")
-    device = torch.device(device) if device is not None else next(matcher.parameters()).device
-    dtype = dtype or torch.float32
-    hw = matcher.locations
-    weight, scale, offset = (t.to(device) for t in matcher.eval_affine())
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    chunk = max(1, tile_bytes(device) // (hw * hw * itemsize))
-    out = torch.empty(len(prob), device=device)
-    for s in range(0, len(prob), chunk):
-        a = prob[s : s + chunk].to(device, dtype).flatten(2)  # [n, C, hw]
-        b = gal[s : s + chunk].to(device, dtype).flatten(2)
-        sim = torch.bmm(a.transpose(1, 2), b)  # [n, hw_prob, hw_gal]
-        out[s : s + len(a)] = sim.amax(dim=2).float() @ weight + sim.amax(dim=1).float() @ weight
-    return out.mul_(scale).add_(offset)
-
-
 def _to_dist(scores: Tensor, kind: str) -> Tensor:
     return scores.neg() if kind == "neg_score" else 1.0 - torch.sigmoid(scores / 10.0)
 
@@ -436,35 +408,14 @@ def evaluate_maps(
 
 
 def load_testset(name: str, data_dir: str | os.PathLike) -> tuple[str, ReIDDataset]:
-    """(label, data set) for a registered name (found under data_dir), or a folder: Market-style, or with
-    query.csv/gallery.csv lists (the `csv` format)."""
+    """(label, data set) for a registered name found under data_dir, or a folder (Market-style or csv
+    lists; labelled by the folder's name)."""
     try:
-        spec = get_dataset_spec(name)
+        dataset = open_dataset(name, data_dir)
     except QAConvError as exc:
-        folder = os.path.expanduser(name)
-        if os.path.isdir(folder):
-            has_lists = any(os.path.isfile(os.path.join(folder, f"{s}.csv")) for s in ("query", "gallery"))
-            ds = create_dataset("csv" if has_lists else "folder", folder)
-            return ds.name, ds
-        raise QAConvError(f"--testset {name}: {exc}, or the path of a Market-style folder") from None
-    root = find_dataset_root(spec.name, data_dir)
-    if root is None:
-        looked = ", ".join(f"{f}/" for f in spec.folders) or "(no usual folder names)"
-        raise QAConvError(
-            f"--testset {name}: not found under data dir {os.path.abspath(data_dir)} (looked for {looked}); "
-            f"expected {spec.layout} (see docs/datasets.md)"
-        )
-    return spec.name, create_dataset(spec.name, root)
-
-
-def model_fingerprint(model: nn.Module, matcher: nn.Module, config: ModelConfig) -> str:
-    """sha256 of the model config and every weight and buffer: the feature cache's key for "this model"."""
-    digest = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode())
-    for prefix, module in (("model.", model), ("matcher.", matcher)):
-        for key, value in sorted(module.state_dict().items()):
-            digest.update((prefix + key + str(value.dtype) + str(tuple(value.shape))).encode())
-            digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+        raise QAConvError(f"--testset {name}: {exc}") from None
+    is_path = os.path.exists(os.path.expanduser(name))
+    return (os.path.basename(os.path.normpath(name)) if is_path else dataset.name), dataset
 
 
 def _extract(
@@ -708,7 +659,7 @@ def run_evaluation(
     loaded = [load_testset(name, data_dir) for name in testsets]
     model.to(device)
     matcher.to(device)  # modes are left alone: extraction switches to eval and back, scoring is eval-mode math
-    fingerprint = model_fingerprint(model, matcher, model_config) if options.cache_dir else None
+    fingerprint = state_fingerprint(model, matcher, model_config) if options.cache_dir else None
     out: dict[str, dict[str, Any]] = {}
     for label, ds in loaded:
         try:

@@ -87,14 +87,14 @@ class QAConv(nn.Module):
         which lets block-wise scoring reduce each pair to two dot products.
         """
         w = self.fc.weight.detach().float().view(-1)
-        a_in, b_in = _bn_affine(self.bn)
-        a_out, b_out = _bn_affine(self.logit_bn)
+        a_in, b_in = bn_affine(self.bn)
+        a_out, b_out = bn_affine(self.logit_bn)
         scale = a_out * a_in
         offset = a_out * 2 * (b_in * w.sum() + self.fc.bias.detach().float().view(())) + b_out
         return w, scale, offset
 
 
-def _bn_affine(bn: nn.BatchNorm1d) -> tuple[Tensor, Tensor]:
+def bn_affine(bn: nn.BatchNorm1d) -> tuple[Tensor, Tensor]:
     """(a, b) such that the eval-mode BatchNorm1d(1) computes a * x + b."""
     inv_std = torch.rsqrt(bn.running_var.detach().float() + bn.eps)
     weight = bn.weight.detach().float() if bn.affine else torch.ones_like(inv_std)

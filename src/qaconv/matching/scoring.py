@@ -154,3 +154,32 @@ def pairwise_scores(
     ):
         scores[p0 : p0 + block.shape[0], g0 : g0 + block.shape[1]] = block
     return scores
+
+
+@torch.inference_mode()
+def pair_scores(
+    matcher: QAConv, prob: Tensor, gal: Tensor, *, dtype: torch.dtype | None = None, device: torch.device | None = None
+) -> Tensor:
+    """Eval-mode QAConv scores of the pairs (prob[i], gal[i]) -> float32 [n] (not all pairs: a diagonal).
+
+    The same arithmetic as `score_blocks` (QAConv.eval_affine), batched so one similarity chunk fits the tile
+    budget. Re-ranking uses it for the few dozen pairs per item that its neighbour lists do not hold.
+    """
+    matcher.check_maps(prob, "prob")
+    matcher.check_maps(gal, "gal")
+    if len(prob) != len(gal):
+        raise QAConvError(f"pair_scores needs as many probe as gallery maps, got {len(prob)} and {len(gal)}")
+    device = torch.device(device) if device is not None else _matcher_device(matcher)
+    dtype = dtype or torch.float32
+    _check_dtype(dtype, device)
+    hw = matcher.locations
+    weight, scale, offset = (t.to(device) for t in matcher.eval_affine())
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    chunk = max(1, tile_bytes(device) // (hw * hw * itemsize))
+    out = torch.empty(len(prob), device=device)
+    for s in range(0, len(prob), chunk):
+        a = prob[s : s + chunk].to(device, dtype).flatten(2)  # [n, C, hw]
+        b = gal[s : s + chunk].to(device, dtype).flatten(2)
+        sim = torch.bmm(a.transpose(1, 2), b)  # [n, hw_prob, hw_gal]
+        out[s : s + len(a)] = sim.amax(dim=2).float() @ weight + sim.amax(dim=1).float() @ weight
+    return out.mul_(scale).add_(offset)

@@ -102,8 +102,7 @@ class RankResult:
         for k in (1, 5, 10, 20):
             if k <= len(self.cmc):
                 out[f"rank{k}"] = float(self.cmc[k - 1])
-        out.update(mAP=float(self.mAP), mINP=float(self.mINP), num_valid=self.num_valid,
-                   num_query=self.num_query)
+        out.update(mAP=float(self.mAP), mINP=float(self.mINP), num_valid=self.num_valid, num_query=self.num_query)
         return out
 
 
@@ -159,8 +158,14 @@ class RankAccumulator:
     >>> acc.result().mAP                                               # doctest: +SKIP
     """
 
-    def __init__(self, max_rank: int = 100, *, name: str | None = None,
-                 chunk_elements: int = _DEFAULT_CHUNK_ELEMENTS, num_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        max_rank: int = 100,
+        *,
+        name: str | None = None,
+        chunk_elements: int = _DEFAULT_CHUNK_ELEMENTS,
+        num_threads: int | None = None,
+    ) -> None:
         if int(max_rank) < 1:
             raise QAConvError(f"max_rank must be >= 1, got {max_rank}")
         self.max_rank = int(max_rank)
@@ -212,9 +217,12 @@ class RankAccumulator:
         if D.ndim != 2:
             raise QAConvError(f"the distance matrix must be 2-D [queries, gallery], got shape {D.shape}")
         b, n = D.shape
-        for label, arr, size, what in (("q_pids", qp, b, "rows (queries)"), ("q_camids", qc, b, "rows (queries)"),
-                                       ("g_pids", gp, n, "columns (gallery)"),
-                                       ("g_camids", gc, n, "columns (gallery)")):
+        for label, arr, size, what in (
+            ("q_pids", qp, b, "rows (queries)"),
+            ("q_camids", qc, b, "rows (queries)"),
+            ("g_pids", gp, n, "columns (gallery)"),
+            ("g_camids", gc, n, "columns (gallery)"),
+        ):
             if arr.size != size:
                 raise QAConvError(f"{label} has {arr.size} entries but the distance matrix has {size} {what}")
         if self._num_gallery is None:
@@ -253,15 +261,25 @@ class RankAccumulator:
             where = f" in test set '{self.name}'" if self.name else ""
             raise QAConvError(
                 f"no valid query{where}: none of the {first.size} queries has a gallery image of the same "
-                "identity from another camera (check the query/gallery split and the pid/camera parsing)")
+                "identity from another camera (check the query/gallery split and the pid/camera parsing)"
+            )
         hist = np.bincount(first[valid & (first < self.max_rank)], minlength=self.max_rank)[: self.max_rank]
         cmc = np.cumsum(hist) / num_valid
-        return RankResult(cmc=cmc, mAP=float(np.mean(ap[valid])), mINP=float(np.mean(inp[valid])),
-                          num_valid=num_valid, num_query=int(first.size), ap=ap, inp=inp, first_match=first)
+        return RankResult(
+            cmc=cmc,
+            mAP=float(np.mean(ap[valid])),
+            mINP=float(np.mean(inp[valid])),
+            num_valid=num_valid,
+            num_query=int(first.size),
+            ap=ap,
+            inp=inp,
+            first_match=first,
+        )
 
     # -- the vectorised core ------------------------------------------------------------------------
-    def _score_rows(self, D: np.ndarray, qp: np.ndarray, qc: np.ndarray, gc: np.ndarray,
-                    row_offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _score_rows(
+        self, D: np.ndarray, qp: np.ndarray, qc: np.ndarray, gc: np.ndarray, row_offset: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         b, n = D.shape
         ap = np.full(b, np.nan)
         inp = np.full(b, np.nan)
@@ -274,8 +292,9 @@ class RankAccumulator:
         bad = ~(np.isfinite(S[:, 0]) & np.isfinite(S[:, -1]))
         if bad.any():
             r = int(np.flatnonzero(bad)[0])
-            raise QAConvError(f"the distance matrix has non-finite entries (NaN or inf), first in query row "
-                              f"{row_offset + r}")
+            raise QAConvError(
+                f"the distance matrix has non-finite entries (NaN or inf), first in query row {row_offset + r}"
+            )
         flat = S.reshape(-1)
         rows, cols = self._matches(qp)
         if rows.size == 0:
@@ -315,20 +334,30 @@ class RankAccumulator:
         # first true match (CMC) and last true match (INP), ties broken by gallery index
         s0 = pstart[vr]
         e0 = s0 + npos[vr] - 1
-        first_rank = self._rank_of(D, vr, pv[s0], pc[s0], gend[s0] - s0 + 1, le[s0],
-                                   valid_count(vr, pv[s0], right=False), rows, cols, vals)
+        first_rank = self._rank_of(
+            D, vr, pv[s0], pc[s0], gend[s0] - s0 + 1, le[s0], valid_count(vr, pv[s0], right=False), rows, cols, vals
+        )
         last_eq = e0 - gstart[e0] + 1
         lt_last = valid_count(vr, pv[e0], right=False)
-        last_rank = self._rank_of(D, vr, pv[e0], pc[e0], last_eq, le[e0], lt_last, rows, cols, vals,
-                                  last=True)
+        last_rank = self._rank_of(D, vr, pv[e0], pc[e0], last_eq, le[e0], lt_last, rows, cols, vals, last=True)
         first[vr] = first_rank
         inp[vr] = npos[vr] / (last_rank + 1)
         return ap, inp, first
 
     @staticmethod
-    def _rank_of(D: np.ndarray, r: np.ndarray, v: np.ndarray, c: np.ndarray, pos_eq: np.ndarray,
-                 le: np.ndarray, lt: np.ndarray, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,
-                 last: bool = False) -> np.ndarray:
+    def _rank_of(
+        D: np.ndarray,
+        r: np.ndarray,
+        v: np.ndarray,
+        c: np.ndarray,
+        pos_eq: np.ndarray,
+        le: np.ndarray,
+        lt: np.ndarray,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        vals: np.ndarray,
+        last: bool = False,
+    ) -> np.ndarray:
         """0-based rank, among the remaining entries of row r, of the positive (value v, column c).
 
         ``c`` is the lowest column of the row's positives at value v (first match) or the
@@ -348,16 +377,24 @@ class RankAccumulator:
             where = np.full(D.shape[0], -1, dtype=np.int64)
             where[rt] = np.arange(t.size)
             slot = where[rows]
-            hit = (slot >= 0)
+            hit = slot >= 0
             hit[hit] = (vals[hit] == vt[slot[hit]]) & (cols[hit] < ct[slot[hit]])
             count -= np.bincount(slot[hit], minlength=t.size)
             rank[t] += count
         return rank
 
 
-def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any,
-                  max_rank: int = 100, *, name: str | None = None,
-                  num_threads: int | None = None) -> RankResult:
+def evaluate_rank(
+    distmat: Any,
+    q_pids: Any,
+    g_pids: Any,
+    q_camids: Any,
+    g_camids: Any,
+    max_rank: int = 100,
+    *,
+    name: str | None = None,
+    num_threads: int | None = None,
+) -> RankResult:
     """CMC, mAP and mINP of a [Q, G] distance matrix under the Market-1501 protocol.
 
     Gallery entries with the query's pid and camera are removed per query; queries
@@ -374,12 +411,13 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camid
     qp, qc = _to_numpy(q_pids).reshape(-1), _to_numpy(q_camids).reshape(-1)
     gp, gc = _to_numpy(g_pids).reshape(-1), _to_numpy(g_camids).reshape(-1)
     # whole-matrix length checks first, so the message names the full shape
-    for label, arr, size, what in (("q_pids", qp, D.shape[0], "rows (queries)"),
-                                   ("q_camids", qc, D.shape[0], "rows (queries)"),
-                                   ("g_pids", gp, D.shape[1], "columns (gallery)"),
-                                   ("g_camids", gc, D.shape[1], "columns (gallery)")):
+    for label, arr, size, what in (
+        ("q_pids", qp, D.shape[0], "rows (queries)"),
+        ("q_camids", qc, D.shape[0], "rows (queries)"),
+        ("g_pids", gp, D.shape[1], "columns (gallery)"),
+        ("g_camids", gc, D.shape[1], "columns (gallery)"),
+    ):
         if arr.size != size:
-            raise QAConvError(f"{label} has {arr.size} entries but distmat has {size} {what} "
-                              f"(shape {tuple(D.shape)})")
+            raise QAConvError(f"{label} has {arr.size} entries but distmat has {size} {what} (shape {tuple(D.shape)})")
     acc.update(D, qp, qc, gp, gc)
     return acc.result()

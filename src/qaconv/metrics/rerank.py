@@ -104,7 +104,7 @@ def _pairwise_sum(W: np.ndarray) -> np.ndarray:
         acc = W[:, :8].copy()
         stop = n - n % 8
         for i in range(8, stop, 8):
-            acc += W[:, i:i + 8]
+            acc += W[:, i : i + 8]
         res = ((acc[:, 0] + acc[:, 1]) + (acc[:, 2] + acc[:, 3])) + ((acc[:, 4] + acc[:, 5]) + (acc[:, 6] + acc[:, 7]))
         for i in range(stop, n):
             res = res + W[:, i]
@@ -134,16 +134,26 @@ def _select_rows(V: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
 
 def _check_block(block: np.ndarray, start: int, stop: int, n: int) -> None:
     if block.shape != (stop - start, n):
-        raise QAConvError(f"rows({start}, {stop}) returned shape {tuple(block.shape)}, expected "
-                          f"{(stop - start, n)} (rows {start}..{stop - 1} of the full (Q+G) x (Q+G) distances)")
+        raise QAConvError(
+            f"rows({start}, {stop}) returned shape {tuple(block.shape)}, expected "
+            f"{(stop - start, n)} (rows {start}..{stop - 1} of the full (Q+G) x (Q+G) distances)"
+        )
     if not np.isfinite(block).all():
         bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
         raise QAConvError(f"the distance matrix has non-finite entries (NaN or inf), first in row {bad}")
 
 
-def k_reciprocal_rerank_blockwise(rows: RowsFn, num_total: int, num_query: int, k1: int = 20, k2: int = 6,
-                                  lambda_value: float = 0.3, *, pairs: PairsFn | None = None,
-                                  block_rows: int | None = None) -> np.ndarray:
+def k_reciprocal_rerank_blockwise(
+    rows: RowsFn,
+    num_total: int,
+    num_query: int,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    *,
+    pairs: PairsFn | None = None,
+    block_rows: int | None = None,
+) -> np.ndarray:
     """k-reciprocal re-ranking with the (Q+G) x (Q+G) distances supplied by row blocks.
 
     ``rows(start, stop)`` returns ``D[start:stop, :]`` (all ``num_total`` columns) of the
@@ -188,14 +198,14 @@ def k_reciprocal_rerank_blockwise(rows: RowsFn, num_total: int, num_query: int, 
         np.maximum(colmax, blk_t.max(axis=1), out=colmax)
         if e > Q and Q > 0:
             g0 = max(s, Q)
-            out[:, g0 - Q:e - Q] = blk_t[:Q, g0 - s:]
+            out[:, g0 - Q : e - Q] = blk_t[:Q, g0 - s :]
         # only entries below the running threshold can enter a list (rows come in increasing
         # index order, so an entry tied with the threshold loses the index tie-break)
         mask = blk_t < thr[:, None]
         if blk_t.shape[1] > keep and np.count_nonzero(mask) > 2 * keep * N:
             # crowded (the first blocks): also drop what is beyond this block's own keep-th
             # smallest of each column (ties with it stay, for the index tie-break)
-            mask &= blk_t <= np.partition(blk_t, keep - 1, axis=1)[:, keep - 1:keep]
+            mask &= blk_t <= np.partition(blk_t, keep - 1, axis=1)[:, keep - 1 : keep]
         flat = np.flatnonzero(mask)  # sorted by column
         del mask
         c, r = np.divmod(flat, blk_t.shape[1])
@@ -219,7 +229,8 @@ def k_reciprocal_rerank_blockwise(rows: RowsFn, num_total: int, num_query: int, 
         raise QAConvError(
             f"re-ranking divides each column of the distance matrix by its maximum, and column {bad} has "
             f"maximum {float(colmax[bad]):g} <= 0; use distances with a positive maximum in every column "
-            "(e.g. -score with some negative scores per column, or 1 - sigmoid(score / 10))")
+            "(e.g. -score with some negative scores per column, or 1 - sigmoid(score / 10))"
+        )
     # re-rank the candidates by (od value, index) and keep the k1+1 nearest
     best = _value_keys(_key_values(best) / colmax[:, None], _key_index(best))
     best.sort(axis=1)
@@ -321,7 +332,7 @@ def k_reciprocal_rerank_blockwise(rows: RowsFn, num_total: int, num_query: int, 
         bounds = np.searchsorted(step[order], np.arange(int(step.max(initial=0)) + 2))
         acc = np.zeros((e - s) * G, dtype=np.float32)
         for t in range(bounds.size - 1):
-            sel = order[bounds[t]:bounds[t + 1]]
+            sel = order[bounds[t] : bounds[t + 1]]
             i = idx[sel]
             acc[i] = _f16(acc[i] + contrib[sel])
         # jaccard = 1 - m / (2 - m), then jaccard * (1 - lambda), each step rounded to float16 as
@@ -340,8 +351,7 @@ def k_reciprocal_rerank_blockwise(rows: RowsFn, num_total: int, num_query: int, 
     return out
 
 
-def _fetch(rows: RowsFn, pairs: PairsFn | None, r: np.ndarray, c: np.ndarray, n: int,
-           block_rows: int) -> np.ndarray:
+def _fetch(rows: RowsFn, pairs: PairsFn | None, r: np.ndarray, c: np.ndarray, n: int, block_rows: int) -> np.ndarray:
     """D[r, c] (float32) for index arrays, from ``pairs`` or a second pass over ``rows``."""
     if pairs is not None:
         vals = np.asarray(_to_numpy(pairs(r, c)), dtype=np.float32).reshape(-1)
@@ -365,8 +375,9 @@ def _fetch(rows: RowsFn, pairs: PairsFn | None, r: np.ndarray, c: np.ndarray, n:
     return vals
 
 
-def k_reciprocal_rerank(full_dist: Any, num_query: int, k1: int = 20, k2: int = 6,
-                        lambda_value: float = 0.3) -> np.ndarray:
+def k_reciprocal_rerank(
+    full_dist: Any, num_query: int, k1: int = 20, k2: int = 6, lambda_value: float = 0.3
+) -> np.ndarray:
     """Re-ranked [num_query, num_gallery] distances from the full (Q+G) x (Q+G) matrix (queries first).
 
     A dense front door to :func:`k_reciprocal_rerank_blockwise`; see the module
@@ -378,5 +389,6 @@ def k_reciprocal_rerank(full_dist: Any, num_query: int, k1: int = 20, k2: int = 
     n = D.shape[0]
     if not 0 <= int(num_query) <= n:
         raise QAConvError(f"num_query={num_query} does not fit a {n} x {n} distance matrix")
-    return k_reciprocal_rerank_blockwise(lambda s, e: D[s:e], n, int(num_query), k1, k2, lambda_value,
-                                         pairs=lambda r, c: D[r, c])
+    return k_reciprocal_rerank_blockwise(
+        lambda s, e: D[s:e], n, int(num_query), k1, k2, lambda_value, pairs=lambda r, c: D[r, c]
+    )

@@ -58,12 +58,13 @@ def _cooccurrence_windows(t: np.ndarray, tau: float) -> tuple[np.ndarray, np.nda
     return idx, member
 
 
-def _lift_block(S: np.ndarray, idx: np.ndarray, member: np.ndarray, gtime: np.ndarray, K: int,
-                sigma: float) -> np.ndarray:
+def _lift_block(
+    S: np.ndarray, idx: np.ndarray, member: np.ndarray, gtime: np.ndarray, K: int, sigma: float
+) -> np.ndarray:
     """Weights [n_p, n_g] for one (probe camera, gallery camera) pair; rows of S in window order."""
     n_p, n_g = S.shape
     kp = min(K, n_g)
-    top = np.partition(S, n_g - kp, axis=1)[:, n_g - kp:] if kp < n_g else S  # each row's top-kp values
+    top = np.partition(S, n_g - kp, axis=1)[:, n_g - kp :] if kp < n_g else S  # each row's top-kp values
     row_kth = top.min(axis=1)  # a row's kp-th largest (its minimum when kp == n_g)
     row_min = S.min(axis=1)
     width = idx.shape[1]
@@ -121,8 +122,18 @@ def _lift_block(S: np.ndarray, idx: np.ndarray, member: np.ndarray, gtime: np.nd
     return w
 
 
-def tlift(score: Any, gal_cam: Any, gal_time: Any, prob_cam: Any, prob_time: Any, num_cams: int,
-          tau: float = 100, sigma: float = 200, K: int = 10, alpha: float = 0.2) -> np.ndarray:
+def tlift(
+    score: Any,
+    gal_cam: Any,
+    gal_time: Any,
+    prob_cam: Any,
+    prob_time: Any,
+    num_cams: int,
+    tau: float = 100,
+    sigma: float = 200,
+    K: int = 10,
+    alpha: float = 0.2,
+) -> np.ndarray:
     """Temporal lifting of a [probes, gallery] similarity ``score`` (higher = more similar).
 
     ``gal_cam``/``prob_cam`` are camera indices in ``range(num_cams)``, ``gal_time``/
@@ -138,9 +149,12 @@ def tlift(score: Any, gal_cam: Any, gal_time: Any, prob_cam: Any, prob_time: Any
     gcam, gtime = _to_numpy(gal_cam).reshape(-1), _to_numpy(gal_time).reshape(-1)
     pcam, ptime = _to_numpy(prob_cam).reshape(-1), _to_numpy(prob_time).reshape(-1)
     n_p, n_g = S.shape
-    for label, arr, size, what in (("prob_cam", pcam, n_p, "rows (probes)"), ("prob_time", ptime, n_p, "rows (probes)"),
-                                   ("gal_cam", gcam, n_g, "columns (gallery)"),
-                                   ("gal_time", gtime, n_g, "columns (gallery)")):
+    for label, arr, size, what in (
+        ("prob_cam", pcam, n_p, "rows (probes)"),
+        ("prob_time", ptime, n_p, "rows (probes)"),
+        ("gal_cam", gcam, n_g, "columns (gallery)"),
+        ("gal_time", gtime, n_g, "columns (gallery)"),
+    ):
         if arr.size != size:
             raise QAConvError(f"{label} has {arr.size} entries but score has {size} {what}")
     if int(K) < 1:

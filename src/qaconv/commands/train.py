@@ -1,0 +1,112 @@
+"""`qaconv train`: train QAConv-GS; every TrainConfig key is a flag (underscores become dashes)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import typing
+from pathlib import Path
+
+from qaconv.config import TrainConfig
+from qaconv.errors import QAConvError
+
+HELP = {
+    "dataset": "training data set: a registered name found under --data-dir, or a folder/CSV path",
+    "testsets": "comma-separated test sets evaluated at the end ('' for none)",
+    "sampler": "gs (graph sampling, the paper) or pk (P classes x K images)",
+    "step_factor": "adaptive schedule: decay once the loss is below this fraction of epoch 2's; >= 1: fixed step epoch",
+    "amp": "auto (fp16 on CUDA, off on CPU), off, fp16 or bf16",
+    "pretrained": "'imagenet' (public checkpoint from the torch hub cache), a file, or 'none'",
+    "max_iters_per_epoch": "cap on iterations per epoch (0: all; GS has one per class)",
+    "freeze_bn": "backbone in eval mode while training (frozen BN statistics), as in the paper",
+    "eval_dtype": "scoring precision at evaluation: auto, float32, bfloat16 or float16",
+}
+RUN_FILES = ("checkpoint.pt", "best.pt", "config.yaml", "metrics.jsonl", "results.json", "training_curves.png")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One --flag per TrainConfig field; defaults are left unset so only given flags override."""
+    hints = typing.get_type_hints(TrainConfig)
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        default = getattr(TrainConfig(), field.name)
+        text = f"{HELP.get(field.name, field.name.replace('_', ' '))} (default: {default})"
+        kind = hints[field.name]
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
+        elif kind == list[str]:
+            parser.add_argument(flag, type=_comma_list, default=argparse.SUPPRESS, help=text)
+        else:
+            base = {int: int, float: float}.get(kind, str)
+            parser.add_argument(flag, type=base, default=argparse.SUPPRESS, help=text)
+
+
+def _comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train QAConv with graph sampling (the paper's recipe by default)")
+    parser.add_argument("--out", help="run folder for checkpoints, logs and results")
+    parser.add_argument("--config", help="YAML file of options (flags given on the command line win)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR where it stopped")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    parser.add_argument("--init-from", metavar="FILE", help="start from the published code's checkpoint.pth.tar")
+    add_config_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """The config file (or a resumed run's config.yaml), then the flags given on the command line."""
+    from qaconv.config import config_from_dict, load_config
+
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    if overrides.get("pretrained", "").lower() == "none":
+        overrides["pretrained"] = None
+    if args.resume:
+        base = load_config(TrainConfig, Path(args.resume) / "config.yaml")
+    elif args.config:
+        base = load_config(TrainConfig, args.config)
+    else:
+        base = TrainConfig()
+    return config_from_dict(TrainConfig, {**dataclasses.asdict(base), **overrides}, source="command line")
+
+
+def prepare_run_dir(out: Path, overwrite: bool) -> None:
+    """Refuse to mix two runs in one folder unless --overwrite, which removes the old run's files."""
+    existing = [name for name in RUN_FILES if (out / name).exists()]
+    if existing and not overwrite:
+        raise QAConvError(f"{out} already holds a run ({', '.join(existing)}); use --resume {out} or --overwrite")
+    for name in existing:
+        (out / name).unlink()
+    if (out / "tensorboard").is_dir():
+        shutil.rmtree(out / "tensorboard")
+
+
+def run(args: argparse.Namespace) -> int:
+    from qaconv.engine.distributed import init_distributed, shutdown
+    from qaconv.engine.train import Trainer, evaluate_run
+
+    if args.resume and args.out and Path(args.out) != Path(args.resume):
+        raise QAConvError("--resume RUN_DIR continues in RUN_DIR; leave out --out or give the same folder")
+    out = Path(args.resume or args.out or "")
+    if not args.resume and not args.out:
+        raise QAConvError("--out RUN_DIR is required (or --resume RUN_DIR)")
+    config = resolve_config(args)
+    ctx = init_distributed(config.device)
+    try:
+        if ctx.is_main and not args.resume:
+            prepare_run_dir(out, args.overwrite)
+        trainer = Trainer(config, out, ctx, resume=bool(args.resume), init_from=args.init_from)
+        try:
+            trainer.fit()
+        except KeyboardInterrupt:
+            if ctx.is_main:
+                print(f"interrupted; the last finished epoch is saved: qaconv train --resume {out}")
+            raise
+        if ctx.is_main:
+            evaluate_run(trainer)
+    finally:
+        shutdown(ctx)
+    return 0

@@ -1,0 +1,1 @@
+"""Training and evaluation engine: the loops around the models, matcher and samplers."""

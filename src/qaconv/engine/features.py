@@ -1,0 +1,69 @@
+"""Feature-map extraction: images -> L2-normalised maps [N, C, h, w], batched, in eval mode, without grad.
+
+One function serves evaluation, the graph sampler's representatives and inference. On CUDA the
+forward runs under autocast (float16 by default); on CPU in float32 unless bfloat16 is asked for.
+Maps are returned on the CPU (float16 storage halves memory for large galleries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from qaconv.data.loader import ImageDataset, make_loader
+from qaconv.data.transforms import build_test_transform
+
+
+def autocast_context(device: torch.device, dtype: torch.dtype | None):
+    """autocast for float16/bfloat16 forwards on the device's type; a no-op for float32 or None."""
+    if dtype is None or dtype == torch.float32:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def extract_feature_maps(
+    model: nn.Module,
+    records: Sequence[Any],
+    *,
+    height: int,
+    width: int,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: torch.device | str | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    out_dtype: torch.dtype = torch.float32,
+    progress: str | None = None,
+) -> torch.Tensor:
+    """Feature maps of `records` (objects with .path, or (path, pid, camid) tuples) in their order.
+
+    The model is put in eval mode for the call and restored afterwards. `autocast_dtype` None means
+    float16 on CUDA and float32 elsewhere. `progress` is a label for a progress bar (None: silent).
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if autocast_dtype is None and device.type == "cuda":
+        autocast_dtype = torch.float16
+    loader = make_loader(
+        ImageDataset(records, build_test_transform(height, width)),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        device=device,
+    )
+    was_training = model.training
+    model.eval()
+    chunks = []
+    try:
+        for images, *_ in tqdm(loader, desc=progress, disable=progress is None, leave=False):
+            with autocast_context(device, autocast_dtype):
+                maps = model(images.to(device, non_blocking=True))
+            chunks.append(maps.to("cpu", out_dtype))
+    finally:
+        model.train(was_training)
+    if not chunks:
+        return torch.empty(0)
+    return torch.cat(chunks)

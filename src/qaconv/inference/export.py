@@ -1,0 +1,193 @@
+"""Export the feature extractor and the eval-mode matcher to TorchScript or ONNX, and check the copies.
+
+Two files per format in the output folder, plus `export.json` (inputs, outputs, model config,
+checkpoint fingerprint and the largest difference from the PyTorch model found by the check):
+
+    feature_extractor.pt|.onnx   images [N, 3, H, W] float32 RGB in [0, 1], NOT mean/std normalised
+                                 -> feature_maps [N, C, h, w] (L2-normalised over C)
+    matcher.pt|.onnx             (prob [P, C, h, w], gal [G, C, h, w]) -> scores [P, G] (QAConv logits)
+
+The matcher is exported as `EvalMatcher`: the eval-mode QAConv with its two batch norms folded
+into one affine map (`QAConv.eval_affine`). It computes all P x G x hw x hw similarities at once,
+so callers score large galleries in blocks. ONNX needs the optional `onnx` package (and
+`onnxruntime` to run or check the files): `pip install 'qaconv[onnx]'`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from qaconv.errors import QAConvError
+from qaconv.matching import QAConv
+
+if TYPE_CHECKING:
+    from qaconv.inference.api import ReID
+
+FORMATS = ("torchscript", "onnx")
+EXTRACTOR = "feature_extractor"
+MATCHER = "matcher"
+ONNX_OPSET = 17
+_SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
+
+
+class EvalMatcher(nn.Module):
+    """The eval-mode QAConv as a plain module: forward(prob [P,C,h,w], gal [G,C,h,w]) -> scores [P, G].
+
+    score = scale * (weight . max_r sim[:, r] + weight . max_s sim[s, :]) + offset, with
+    (weight, scale, offset) = QAConv.eval_affine(); scriptable and ONNX-exportable.
+    """
+
+    def __init__(self, matcher: QAConv) -> None:
+        super().__init__()
+        weight, scale, offset = matcher.eval_affine()
+        self.register_buffer("weight", weight.clone())
+        self.register_buffer("scale", scale.clone())
+        self.register_buffer("offset", offset.clone())
+
+    def forward(self, prob: Tensor, gal: Tensor) -> Tensor:
+        sim = torch.einsum("pcs,gcr->pgsr", prob.flatten(2).float(), gal.flatten(2).float())
+        best_in_gal = (sim.amax(dim=3) * self.weight).sum(dim=-1)
+        best_in_prob = (sim.amax(dim=2) * self.weight).sum(dim=-1)
+        return self.scale * (best_in_gal + best_in_prob) + self.offset
+
+
+def require_onnx(purpose: str = "ONNX export") -> None:
+    """Raise a QAConvError naming the package to install when `onnx` is missing."""
+    if importlib.util.find_spec("onnx") is None:
+        raise QAConvError(
+            f"{purpose} needs the optional package 'onnx', which is not installed: pip install onnx "
+            "(or pip install 'qaconv[onnx]', which also installs onnxruntime to run the exported files)"
+        )
+
+
+def _examples(reid: ReID) -> tuple[Tensor, Tensor, Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 3, reid.config.height, reid.config.width, generator=generator)
+    m = reid.matcher
+    prob = F.normalize(torch.randn(2, m.num_features, m.height, m.width, generator=generator), dim=1)
+    gal = F.normalize(torch.randn(3, m.num_features, m.height, m.width, generator=generator), dim=1)
+    return images, prob, gal
+
+
+def _export_torchscript(model: nn.Module, matcher: EvalMatcher, images: Tensor, files: dict[str, Path]) -> None:
+    # check_trace off: export_model compares the saved file with the model anyway
+    torch.jit.save(torch.jit.trace(model, images, check_trace=False), str(files[EXTRACTOR]))
+    torch.jit.save(torch.jit.script(matcher), str(files[MATCHER]))
+
+
+def _export_onnx(
+    model: nn.Module, matcher: EvalMatcher, images: Tensor, prob: Tensor, gal: Tensor, files: dict[str, Path]
+) -> None:
+    torch.onnx.export(
+        model,
+        (images,),
+        str(files[EXTRACTOR]),
+        dynamo=False,
+        opset_version=ONNX_OPSET,
+        input_names=["images"],
+        output_names=["feature_maps"],
+        dynamic_axes={"images": {0: "batch"}, "feature_maps": {0: "batch"}},
+    )
+    torch.onnx.export(
+        matcher,
+        (prob, gal),
+        str(files[MATCHER]),
+        dynamo=False,
+        opset_version=ONNX_OPSET,
+        input_names=["prob", "gal"],
+        output_names=["scores"],
+        dynamic_axes={"prob": {0: "num_prob"}, "gal": {0: "num_gal"}, "scores": {0: "num_prob", 1: "num_gal"}},
+    )
+
+
+def _run_exported(
+    fmt: str, files: dict[str, Path], images: Tensor, prob: Tensor, gal: Tensor
+) -> tuple[Tensor, Tensor] | None:
+    """Outputs of the exported files on the examples; None when ONNX Runtime is not installed."""
+    if fmt == "torchscript":
+        extractor, matcher = torch.jit.load(str(files[EXTRACTOR])), torch.jit.load(str(files[MATCHER]))
+        with torch.no_grad():
+            return extractor(images), matcher(prob, gal)
+    if importlib.util.find_spec("onnxruntime") is None:
+        return None
+    import onnxruntime
+
+    def session(name: str) -> Any:
+        return onnxruntime.InferenceSession(str(files[name]), providers=["CPUExecutionProvider"])
+
+    maps = session(EXTRACTOR).run(None, {"images": images.numpy()})[0]
+    scores = session(MATCHER).run(None, {"prob": prob.numpy(), "gal": gal.numpy()})[0]
+    return torch.from_numpy(maps), torch.from_numpy(scores)
+
+
+def export_model(reid: ReID, fmt: str, out: str | os.PathLike) -> dict[str, Any]:
+    """Write the extractor and matcher of `reid` in `fmt` to folder `out`; returns the export.json record.
+
+    The exported files run on the CPU in float32. Each export is checked against the PyTorch model on
+    random inputs (`max_abs_diff`; None for ONNX without onnxruntime).
+    """
+    if fmt not in FORMATS:
+        raise QAConvError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "onnx":
+        require_onnx()
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise QAConvError(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    files = {name: out / f"{name}{_SUFFIX[fmt]}" for name in (EXTRACTOR, MATCHER)}
+    model = reid.model.to("cpu").eval()
+    matcher = EvalMatcher(reid.matcher.to("cpu")).eval()
+    images, prob, gal = _examples(reid)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # torch >= 2.9 marks torch.jit and the TorchScript-based ONNX exporter deprecated; both still work
+            warnings.simplefilter("ignore", DeprecationWarning)
+            expected = model(images), matcher(prob, gal)
+            if fmt == "torchscript":
+                _export_torchscript(model, matcher, images, files)
+            else:
+                _export_onnx(model, matcher, images, prob, gal, files)
+            got = _run_exported(fmt, files, images, prob, gal)
+    finally:
+        reid.model.to(reid.device)
+        reid.matcher.to(reid.device)
+    diffs = (
+        None
+        if got is None
+        else {
+            name: float((g.float() - e.float()).abs().max())
+            for name, g, e in zip((EXTRACTOR, MATCHER), got, expected, strict=True)
+        }
+    )
+    m = reid.matcher
+    maps_shape = [m.num_features, m.height, m.width]
+    record = {
+        "format": fmt,
+        "files": {name: path.name for name, path in files.items()},
+        "inputs": {
+            EXTRACTOR: {
+                "images": ["N", 3, reid.config.height, reid.config.width],
+                "note": "float32 RGB in [0, 1], resized (bicubic) to the input size, NOT mean/std normalised",
+            },
+            MATCHER: {"prob": ["P", *maps_shape], "gal": ["G", *maps_shape]},
+        },
+        "outputs": {EXTRACTOR: {"feature_maps": ["N", *maps_shape]}, MATCHER: {"scores": ["P", "G"]}},
+        "onnx_opset": ONNX_OPSET if fmt == "onnx" else None,
+        "model_config": dataclasses.asdict(reid.config),
+        "checkpoint": str(reid.checkpoint) if reid.checkpoint else None,
+        "fingerprint": reid.fingerprint,
+        "torch": torch.__version__,
+        "max_abs_diff": diffs,
+    }
+    (out / "export.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record

@@ -1,0 +1,29 @@
+"""Training curves: loss and accuracy per epoch, with the learning-rate decay marked, as a PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def plot_training_curves(history: list[dict[str, Any]], path: str | Path) -> Path:
+    """Plot `history` (the trainer's per-epoch records) to `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax_loss.plot(epochs, [h["loss"] for h in history], marker="o")
+    ax_loss.set(xlabel="epoch", ylabel="triplet loss", title="training loss")
+    ax_acc.plot(epochs, [100 * h["acc"] for h in history], marker="o", color="tab:green")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="batch-hard accuracy")
+    for h in history:
+        if h.get("decayed"):
+            for ax in (ax_loss, ax_acc):
+                ax.axvline(h["epoch"], color="grey", linestyle="--", linewidth=1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,145 @@
+import json
+import math
+
+import pytest
+import torch
+import yaml
+
+from qaconv.cli import main
+from qaconv.commands.train import prepare_run_dir
+from qaconv.config import TrainConfig, load_config, save_config
+from qaconv.data.synthetic import generate
+from qaconv.engine.checkpoint import load_model, read_checkpoint
+from qaconv.engine.train import Trainer
+from qaconv.errors import QAConvError
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    generate(root / "A", num_ids=16, num_cams=3, seed=0, style="A", images_per_id=6, height=64, width=32, workers=1)
+    generate(root / "B", num_ids=12, num_cams=3, seed=1, style="B", images_per_id=6, height=64, width=32, workers=1)
+    return root
+
+
+def tiny_config(synth, **overrides) -> TrainConfig:
+    values = dict(
+        dataset=str(synth / "A"),
+        testsets=[],
+        workers=0,
+        arch="resnet18",
+        ibn="b",
+        final_layer="layer2",
+        neck=8,
+        height=32,
+        width=16,
+        pretrained=None,
+        batch_size=8,
+        num_instances=2,
+        lr=0.01,
+        max_epochs=3,
+        step_factor=2,
+        max_iters_per_epoch=3,
+        eval_batch=16,
+        device="cpu",
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_steps_on_one_batch_reduce_the_loss(synth, tmp_path):
+    trainer = Trainer(tiny_config(synth, freeze_bn=False), tmp_path / "run", quiet=True)
+    batch = next(iter(trainer.sampler))
+    images = torch.stack([trainer.train_set[i][0] for i in batch])
+    labels = torch.tensor([trainer.records[i].pid for i in batch])
+    losses = [trainer._step(images, labels)[0] for _ in range(8)]
+    assert losses[-1] < losses[0]
+
+
+def test_resume_after_interruption_equals_a_straight_run(synth, tmp_path, monkeypatch):
+    straight = Trainer(tiny_config(synth), tmp_path / "straight", quiet=True)
+    straight.fit()
+
+    original = Trainer.train_epoch
+
+    def interrupt_at_third(self, epoch):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", interrupt_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny_config(synth), tmp_path / "resumed", quiet=True).fit()
+    assert read_checkpoint(tmp_path / "resumed")["epoch"] == 2  # the last finished epoch survived
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    resumed = Trainer(tiny_config(synth), tmp_path / "resumed", resume=True, quiet=True)
+    resumed.fit()
+
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
+    for name, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    for group_a, group_b in zip(straight.optimizer.param_groups, resumed.optimizer.param_groups, strict=True):
+        assert group_a["lr"] == group_b["lr"]
+
+
+def test_run_folder_records(synth, tmp_path):
+    run_dir = tmp_path / "run"
+    trainer = Trainer(tiny_config(synth, max_epochs=2, step_factor=1), run_dir, quiet=True)
+    history = trainer.fit()
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[0]["decayed"] and not history[1]["decayed"]
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2]
+    assert math.isclose(lines[1]["lr"][-1], 0.001)
+    assert (run_dir / "training_curves.png").stat().st_size > 0
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["batch_size"] == 8
+    model, matcher, config = load_model(run_dir / "best.pt")
+    assert (config.height, config.width, matcher.locations) == (32, 16, 8)
+
+
+def test_config_round_trip(tmp_path):
+    config = TrainConfig(testsets=["market1501"], lr=0.1, ibn=None)
+    save_config(config, tmp_path / "c.yaml")
+    assert load_config(TrainConfig, tmp_path / "c.yaml") == config
+    (tmp_path / "bad.yaml").write_text("lr: 0.1\nlearning_rate: 2\n")
+    with pytest.raises(QAConvError, match="unknown key.*learning_rate"):
+        load_config(TrainConfig, tmp_path / "bad.yaml")
+
+
+def test_run_folder_of_another_run_is_refused(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"x")
+    with pytest.raises(QAConvError, match="already holds a run.*--resume"):
+        prepare_run_dir(tmp_path, overwrite=False)
+    prepare_run_dir(tmp_path, overwrite=True)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--sampler", "random"], "--sampler must be one of gs, pk"),
+        (["--loss", "arcface"], "--loss must be one of triplet, pairwise"),
+        (["--dataset", "nosuch"], "unknown data set"),
+        (["--amp", "fp16"], "--amp fp16 needs a CUDA device"),
+        (["--batch-size", "7"], "must be a positive multiple of num_instances"),
+    ],
+)
+def test_bad_train_options_give_one_line_errors(synth, tmp_path, capsys, flags, message):
+    args = ["train", "--out", str(tmp_path / "r"), "--dataset", str(synth / "A"), "--pretrained", "none"]
+    args += ["--arch", "resnet18", "--height", "32", "--width", "16", "--device", "cpu", "--testsets", ""]
+    assert main(args + flags) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_cli_trains_and_evaluates_the_unseen_style(synth, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    args = ["train", "--out", str(run_dir), "--dataset", str(synth / "A"), "--testsets", str(synth / "B")]
+    args += ["--arch", "resnet18", "--final-layer", "layer2", "--neck", "8", "--height", "32", "--width", "16"]
+    args += ["--pretrained", "none", "--batch-size", "8", "--max-epochs", "1", "--max-iters-per-epoch", "2"]
+    args += ["--workers", "0", "--device", "cpu"]
+    assert main(args) == 0
+    results = json.loads((run_dir / "results.json").read_text())
+    assert "B" in results
+    assert main(args) == 2  # the folder now holds a run
+    assert "already holds a run" in capsys.readouterr().err

@@ -1,0 +1,92 @@
+"""`qaconv export`: TorchScript always, ONNX when onnx/onnxruntime are installed; a clear message when they are not."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from qaconv.cli import main
+from qaconv.errors import QAConvError
+from qaconv.inference import EvalMatcher, export_model
+from qaconv.inference.export import require_onnx
+from qaconv.matching import QAConv
+from tests.conftest import load_reference
+
+
+def test_eval_matcher_gives_the_published_eval_scores():
+    ref = load_reference("qaconv_matcher.npz")
+    matcher = QAConv(*ref["prob"].shape[1:])
+    matcher.load_state_dict(
+        {k.removeprefix("state."): torch.from_numpy(v) for k, v in ref.items() if k.startswith("state.")}
+    )
+    scores = EvalMatcher(matcher)(torch.from_numpy(ref["prob"]), torch.from_numpy(ref["gal"]))
+    expected = ref["score_eval"]
+    np.testing.assert_allclose(scores.detach().numpy(), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).mean())
+
+
+def inputs(seed: int, n: int = 3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Images and maps of sizes other than the export's examples (batch 2, 2 probes x 3 galleries)."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, 3, 64, 32, generator=g)
+    prob = F.normalize(torch.randn(n + 1, 16, 4, 2, generator=g), dim=1)
+    gal = F.normalize(torch.randn(5, 16, 4, 2, generator=g), dim=1)
+    return images, prob, gal
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_torchscript_export_matches_the_model(reid, checkpoint, tmp_path, capsys):
+    out = tmp_path / "ts"
+    assert main(["export", "--checkpoint", str(checkpoint), "--format", "torchscript", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "feature_extractor.pt  (max |diff| vs PyTorch" in printed
+    extractor = torch.jit.load(str(out / "feature_extractor.pt"))
+    matcher = torch.jit.load(str(out / "matcher.pt"))
+    images, prob, gal = inputs(1)
+    with torch.no_grad():
+        torch.testing.assert_close(extractor(images), reid.model(images), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(matcher(prob, gal), reid.matcher(prob, gal), atol=1e-4, rtol=1e-5)
+    record = json.loads((out / "export.json").read_text())
+    assert record["files"] == {"feature_extractor": "feature_extractor.pt", "matcher": "matcher.pt"}
+    assert record["fingerprint"] == reid.fingerprint
+    assert record["inputs"]["feature_extractor"]["images"] == ["N", 3, 64, 32]
+    assert max(record["max_abs_diff"].values()) < 1e-4
+
+
+def test_onnx_export_matches_the_model(reid, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    record = export_model(reid, "onnx", tmp_path)
+    assert max(record["max_abs_diff"].values()) < 1e-4
+    images, prob, gal = inputs(2)
+    extractor = ort.InferenceSession(str(tmp_path / "feature_extractor.onnx"), providers=["CPUExecutionProvider"])
+    matcher = ort.InferenceSession(str(tmp_path / "matcher.onnx"), providers=["CPUExecutionProvider"])
+    maps = extractor.run(None, {"images": images.numpy()})[0]
+    scores = matcher.run(None, {"prob": prob.numpy(), "gal": gal.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(maps, reid.model(images).numpy(), atol=1e-4)
+        np.testing.assert_allclose(scores, reid.matcher(prob, gal).numpy(), atol=1e-4)
+
+
+def test_onnx_export_says_which_package_to_install(checkpoint, tmp_path, monkeypatch, capsys):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
+    message = r"ONNX export needs the optional package 'onnx', which is not installed: pip install onnx"
+    with pytest.raises(QAConvError, match=message):
+        require_onnx()
+    assert main(["export", "--checkpoint", str(checkpoint), "--format", "onnx", "--out", str(tmp_path / "o")]) == 2
+    assert "pip install 'qaconv[onnx]'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_export_refuses_a_file_as_output_folder(reid, tmp_path):
+    target = tmp_path / "file"
+    target.write_text("x")
+    with pytest.raises(QAConvError, match="exists and is not a folder"):
+        export_model(reid, "torchscript", target)
+    with pytest.raises(QAConvError, match="--format must be one of torchscript, onnx"):
+        export_model(reid, "tflite", tmp_path)
