@@ -56,6 +56,7 @@ class TrainConfig:
     # optimisation
     lr: float = 0.005
     backbone_lr_mult: float = 0.1
+    matcher_lr_mult: float = 1.0
     momentum: float = 0.9
     weight_decay: float = 5e-4
     clip_value: float = 8.0

@@ -20,6 +20,8 @@ HELP = {
     "pretrained": "'imagenet' (public checkpoint from the torch hub cache), a file, or 'none'",
     "max_iters_per_epoch": "cap on iterations per epoch (0: all; GS has one per class)",
     "freeze_bn": "backbone in eval mode while training (frozen BN statistics), as in the paper",
+    "matcher_lr_mult": "matcher learning rate as a multiple of --lr (1 in the paper; small values keep the logit "
+    "scale from collapsing when training without ImageNet weights)",
     "eval_dtype": "scoring precision at evaluation: auto, float32, bfloat16 or float16",
 }
 RUN_FILES = ("checkpoint.pt", "best.pt", "config.yaml", "metrics.jsonl", "results.json", "training_curves.png")

@@ -148,12 +148,12 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ set-up
 
     def _build_optimizer(self) -> torch.optim.SGD:
-        """SGD (nesterov) with the backbone at backbone_lr_mult x lr, the neck and the matcher at lr."""
+        """SGD (nesterov): backbone at backbone_lr_mult x lr, neck at lr, matcher at matcher_lr_mult x lr."""
         c = self.config
         groups = [{"params": list(self.model.base.parameters()), "lr": c.lr * c.backbone_lr_mult}]
         if self.model.neck_conv is not None:
             groups.append({"params": list(self.model.neck_conv.parameters()), "lr": c.lr})
-        groups.append({"params": list(self.matcher.parameters()), "lr": c.lr})
+        groups.append({"params": list(self.matcher.parameters()), "lr": c.lr * c.matcher_lr_mult})
         return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, nesterov=True)
 
     def _build_sampler(self) -> PKSampler | GraphSampler:
