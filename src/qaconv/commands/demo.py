@@ -8,6 +8,7 @@ cross-data-set protocol in miniature.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -59,12 +60,14 @@ def demo_config(out: Path, quick: bool, device: str, workers: int, seed: int) ->
 
 
 def ensure_data(out: Path, num_ids: int, seed: int) -> None:
-    """Generate both styles once; later runs reuse them."""
+    """Generate both styles once; later runs reuse them while their meta.json matches."""
     from qaconv.data.synthetic import generate
 
     for style in ("A", "B"):
         folder = out / "data" / f"synth-{style}"
-        if not (folder / "meta.json").is_file():
+        meta = folder / "meta.json"
+        wanted = {"num_ids": num_ids, "style": style, "seed": seed + (style == "B")}
+        if not meta.is_file() or any(json.loads(meta.read_text()).get(k) != v for k, v in wanted.items()):
             print(f"generating synthetic style {style}: {num_ids} identities -> {folder}", flush=True)
             generate(folder, num_ids=num_ids, num_cams=4, seed=seed + (style == "B"), style=style, overwrite=True)
 

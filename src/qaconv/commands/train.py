@@ -13,16 +13,45 @@ from qaconv.errors import QAConvError
 
 HELP = {
     "dataset": "training data set: a registered name found under --data-dir, or a folder/CSV path",
+    "data_dir": "folder holding the data sets under their usual names (see docs/datasets.md)",
+    "combine_all": "MSMT17 only: train on train+val+query+gallery ('MSMT (all)')",
     "testsets": "comma-separated test sets evaluated at the end ('' for none)",
-    "sampler": "gs (graph sampling, the paper) or pk (P classes x K images)",
-    "step_factor": "adaptive schedule: decay once the loss is below this fraction of epoch 2's; >= 1: fixed step epoch",
-    "amp": "auto (fp16 on CUDA, off on CPU), off, fp16 or bf16",
+    "workers": "data loading processes",
+    "arch": "backbone: resnet18, resnet34, resnet50, resnet101 or resnet152",
+    "ibn": "IBN-Net variant: a, b or none",
+    "final_layer": "where the backbone is cut: layer2, layer3 or layer4",
+    "neck": "channels of the 3x3 neck conv (0: no neck)",
+    "height": "input height in pixels",
+    "width": "input width in pixels",
     "pretrained": "'imagenet' (public checkpoint from the torch hub cache), a file, or 'none'",
-    "max_iters_per_epoch": "cap on iterations per epoch (0: all; GS has one per class)",
-    "freeze_bn": "backbone in eval mode while training (frozen BN statistics), as in the paper",
+    "sampler": "gs (graph sampling, the paper) or pk (P classes x K images)",
+    "batch_size": "images per batch (B)",
+    "num_instances": "images per class in a batch (K); B/K classes per batch",
+    "loss": "triplet (batch-hard, QAConv 2.1) or pairwise (binary cross-entropy, QAConv 2.0)",
+    "margin": "triplet margin on the matcher's logits",
+    "lr": "learning rate of the neck (the backbone and matcher use multiples of it)",
+    "backbone_lr_mult": "backbone learning rate as a multiple of --lr",
     "matcher_lr_mult": "matcher learning rate as a multiple of --lr (1 in the paper; small values keep the logit "
     "scale from collapsing when training without ImageNet weights)",
+    "momentum": "SGD momentum (nesterov)",
+    "weight_decay": "SGD weight decay, on every parameter",
+    "clip_value": "gradient-norm clip, separately for backbone+neck and matcher (0: no clipping)",
+    "step_factor": "adaptive schedule: decay once the loss is below this fraction of epoch 2's; >= 1: fixed step epoch",
+    "max_epochs": "most epochs (the adaptive schedule usually stops earlier)",
+    "max_iters_per_epoch": "cap on iterations per epoch (0: all; GS has one per class)",
+    "freeze_bn": "backbone in eval mode while training (frozen BN statistics), as in the paper",
+    "min_size": "random occlusion: smallest square side as a fraction of the image width",
+    "max_size": "random occlusion: largest square side as a fraction of the image width (0: off)",
+    "device": "cpu, cuda, cuda:N, mps or auto",
+    "amp": "auto (fp16 on CUDA, off on CPU), off, fp16 or bf16",
+    "seed": "seed of every RNG (Python, NumPy, torch, samplers, augmentation)",
+    "deterministic": "ask torch for deterministic kernels (slower on CUDA)",
+    "eval_batch": "images per batch when extracting feature maps (GS graph and evaluation)",
+    "prob_block": "query maps per scoring block at evaluation",
+    "gal_block": "gallery maps per scoring block at evaluation",
     "eval_dtype": "scoring precision at evaluation: auto, float32, bfloat16 or float16",
+    "rerank": "also report k-reciprocal re-ranking at the end",
+    "tlift": "also report TLift (data sets with time information)",
 }
 RUN_FILES = ("checkpoint.pt", "best.pt", "config.yaml", "metrics.jsonl", "results.json", "training_curves.png")
 
@@ -33,6 +62,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         default = getattr(TrainConfig(), field.name)
+        default = ",".join(default) if isinstance(default, list) else default
         text = f"{HELP.get(field.name, field.name.replace('_', ' '))} (default: {default})"
         kind = hints[field.name]
         if kind is bool:
