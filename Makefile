@@ -24,7 +24,7 @@ test-all: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) benchmarks/run_all.py
+	$(PY) -m benchmarks.run_all
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

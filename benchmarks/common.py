@@ -6,6 +6,8 @@ benchmarks/run_all.py turns into the table of docs/benchmarks.md.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime
 import gc
 import json
@@ -41,9 +43,12 @@ def peak_extra_mib(fn: Callable[[], Any], interval: float = 0.002) -> float:
     """Peak resident memory (MiB) that `fn` adds over the resident memory before the call.
 
     A thread samples /proc/self/statm every `interval` seconds while `fn` runs (torch releases the
-    GIL in its kernels). In-process sampling, because a forked child can deadlock in OpenMP.
+    GIL in its kernels). In-process sampling, because a forked child can deadlock in OpenMP. Free heap
+    pages are first returned to the system (glibc malloc_trim), so that `fn` cannot reuse them uncounted.
     """
     gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     start = _rss_mib()
     peak = start
     done = threading.Event()
