@@ -59,3 +59,28 @@ def test_foreign_and_incompatible_checkpoints_are_named(tmp_path):
     (tmp_path / "empty_run").mkdir()
     with pytest.raises(QAConvError, match="no checkpoint.pt in run folder"):
         load_model(tmp_path / "empty_run")
+
+
+def test_published_checkpoint_imports_into_model_and_matcher(tmp_path):
+    """The published code saves {'model': base.* / neck_conv.* (whole ResNet), 'criterion': matcher.*}."""
+    from qaconv.engine.checkpoint import import_published_checkpoint
+    from qaconv.models import build_resnet
+
+    source_model, source_matcher = build_model(CONFIG)
+    with torch.no_grad():
+        source_model.neck_conv.weight.normal_()
+        source_matcher.fc.bias.fill_(0.25)
+    full_resnet = build_resnet(18, "b").state_dict()  # layer3/layer4/fc beyond the cut are ignored
+    full_resnet.update(source_model.base.state_dict())
+    model_state = {f"base.{k}": v for k, v in full_resnet.items()}
+    model_state.update({f"neck_conv.{k}": v for k, v in source_model.neck_conv.state_dict().items()})
+    criterion = {f"matcher.{k}": v for k, v in source_matcher.state_dict().items()}
+    torch.save({"model": model_state, "criterion": criterion, "epoch": 7}, tmp_path / "checkpoint.pth.tar")
+
+    model, matcher = build_model(CONFIG)
+    import_published_checkpoint(tmp_path / "checkpoint.pth.tar", model, matcher)
+    assert state_fingerprint(model, matcher) == state_fingerprint(source_model, source_matcher)
+
+    torch.save({"state_dict": {}}, tmp_path / "other.pth")
+    with pytest.raises(QAConvError, match="--init-from: .* has no 'model' and 'criterion' entries"):
+        import_published_checkpoint(tmp_path / "other.pth", model, matcher)

@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from qaconv.config import ModelConfig
 from qaconv.engine import evaluate as ev
 from qaconv.engine.evaluate import EvalOptions, evaluate_maps, rerank_maps, top_n
 from qaconv.errors import QAConvError

@@ -143,3 +143,22 @@ def test_cli_trains_and_evaluates_the_unseen_style(synth, tmp_path, capsys):
     assert "B" in results
     assert main(args) == 2  # the folder now holds a run
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_batch_with_non_finite_loss_is_skipped_without_update(synth, tmp_path):
+    trainer = Trainer(tiny_config(synth), tmp_path / "run", quiet=True)
+    trainer.model.eval()  # as train_epoch sets it with the paper's frozen BN statistics
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    images = torch.full((8, 3, 32, 16), float("nan"))
+    loss, _, skipped = trainer._step(images, torch.arange(8) // 2)
+    assert skipped
+    for key, value in trainer.model.state_dict().items():
+        torch.testing.assert_close(value, before[key], equal_nan=True, msg=key)
+
+
+def test_many_non_finite_batches_in_a_row_stop_with_a_clear_error(synth, tmp_path, monkeypatch):
+    trainer = Trainer(tiny_config(synth, max_iters_per_epoch=0), tmp_path / "run", quiet=True)
+    monkeypatch.setattr("qaconv.engine.train.MAX_SKIPPED_IN_A_ROW", 2)
+    monkeypatch.setattr(trainer, "_step", lambda images, labels: (float("nan"), 0.0, True))
+    with pytest.raises(QAConvError, match="not finite for 2 batches in a row"):
+        trainer.train_epoch(1)
