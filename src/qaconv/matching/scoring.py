@@ -87,8 +87,7 @@ def _score_block_into(
             sim = torch.mm(a, gal_rows[g0 * hw : g1 * hw].t()).view(p1 - p0, hw, g1 - g0, hw)
             best_in_gal = sim.amax(dim=3).float()  # [p, hw_prob, g]
             best_in_prob = sim.amax(dim=1).float()  # [p, g, hw_gal]
-            raw = torch.einsum("psg,s->pg", best_in_gal, weight) + torch.einsum("pgr,r->pg", best_in_prob, weight)
-            out[p0:p1, g0:g1] = raw
+            out[p0:p1, g0:g1] = torch.matmul(weight, best_in_gal) + torch.matmul(best_in_prob, weight)
 
 
 def score_blocks(
