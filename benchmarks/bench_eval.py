@@ -101,8 +101,15 @@ def bench_ranking(args: argparse.Namespace) -> list[Row]:
     ours_sub = evaluate_rank(*sub)
     diff = max(float(np.abs(ours_sub.cmc - base_cmc).max()), abs(ours_sub.mAP - base_map))
 
-    rows: list[Row] = [{"case": case, "impl": "published: 2 argsorts + per-query sklearn AP", "seconds": base_s,
-                        "speedup": 1.0, "note": base_note}]
+    rows: list[Row] = [
+        {
+            "case": case,
+            "impl": "published: 2 argsorts + per-query sklearn AP",
+            "seconds": base_s,
+            "speedup": 1.0,
+            "note": base_note,
+        }
+    ]
     mem_base = peak_extra_mib(lambda: (published_cmc(*sub), published_mean_ap(*sub)))
     rows[0]["peak_extra_mib"] = mem_base
     if n_base < q:
@@ -110,19 +117,26 @@ def bench_ranking(args: argparse.Namespace) -> list[Row]:
     for threads in (1, None):
         secs = best_time(lambda t=threads: evaluate_rank(dist, qp, gp, qc, gc, num_threads=t), repeat=3)
         label = RankAccumulator(num_threads=threads).num_threads
-        rows.append({"case": case, "impl": f"evaluate_rank, {label} thread{'s' if label > 1 else ''}",
-                     "seconds": secs, "speedup": base_s / secs, "max_abs_diff": diff,
-                     "peak_extra_mib": peak_extra_mib(lambda t=threads: evaluate_rank(dist, qp, gp, qc, gc,
-                                                                                      num_threads=t)),
-                     "note": f"diff vs published on {n_base} queries (CMC and mAP)"})
+        rows.append(
+            {
+                "case": case,
+                "impl": f"evaluate_rank, {label} thread{'s' if label > 1 else ''}",
+                "seconds": secs,
+                "speedup": base_s / secs,
+                "max_abs_diff": diff,
+                "peak_extra_mib": peak_extra_mib(lambda t=threads: evaluate_rank(dist, qp, gp, qc, gc, num_threads=t)),
+                "note": f"diff vs published on {n_base} queries (CMC and mAP)",
+            }
+        )
     return rows
 
 
 # ---------------------------------------------------------------------------------------------------
 # (b) re-ranking
 # ---------------------------------------------------------------------------------------------------
-def dense_rerank_baseline(full_dist: np.ndarray, num_query: int, k1: int = 20, k2: int = 6,
-                          lambda_value: float = 0.3) -> np.ndarray:
+def dense_rerank_baseline(
+    full_dist: np.ndarray, num_query: int, k1: int = 20, k2: int = 6, lambda_value: float = 0.3
+) -> np.ndarray:
     """Zhong et al.'s re-ranking the way the reference code runs it: dense N x N float32 distances and
     argsort, a dense float16 V, and Python loops over items (expansion, query expansion, Jaccard)."""
     od = full_dist.astype(np.float32)
@@ -132,8 +146,8 @@ def dense_rerank_baseline(full_dist: np.ndarray, num_query: int, k1: int = 20, k
     half = int(np.around(k1 / 2.0))
 
     def reciprocal(i: int, k: int) -> np.ndarray:
-        forward = rank[i, :k + 1]
-        return forward[(rank[forward, :k + 1] == i).any(axis=1)]
+        forward = rank[i, : k + 1]
+        return forward[(rank[forward, : k + 1] == i).any(axis=1)]
 
     V = np.zeros((n, n), dtype=np.float16)
     for i in range(n):
@@ -187,11 +201,22 @@ def bench_rerank(args: argparse.Namespace) -> list[Row]:
     ours_s = best_time(lambda: k_reciprocal_rerank(D, q), repeat=3)
     diff = float(np.abs(k_reciprocal_rerank(D, q) - dense_rerank_baseline(D, q)).max())
     rows: list[Row] = [
-        {"case": case, "impl": "dense NumPy baseline (reference algorithm)", "seconds": base_s, "speedup": 1.0,
-         "peak_extra_mib": peak_extra_mib(lambda: dense_rerank_baseline(D, q))},
-        {"case": case, "impl": "k_reciprocal_rerank (sparse)", "seconds": ours_s, "speedup": base_s / ours_s,
-         "max_abs_diff": diff, "peak_extra_mib": peak_extra_mib(lambda: k_reciprocal_rerank(D, q)),
-         "note": "the caller's 3000 x 3000 input is not counted in either peak"},
+        {
+            "case": case,
+            "impl": "dense NumPy baseline (reference algorithm)",
+            "seconds": base_s,
+            "speedup": 1.0,
+            "peak_extra_mib": peak_extra_mib(lambda: dense_rerank_baseline(D, q)),
+        },
+        {
+            "case": case,
+            "impl": "k_reciprocal_rerank (sparse)",
+            "seconds": ours_s,
+            "speedup": base_s / ours_s,
+            "max_abs_diff": diff,
+            "peak_extra_mib": peak_extra_mib(lambda: k_reciprocal_rerank(D, q)),
+            "note": "the caller's 3000 x 3000 input is not counted in either peak",
+        },
     ]
     if not args.quick:
         n, q = 19281, 3368
@@ -202,11 +227,17 @@ def bench_rerank(args: argparse.Namespace) -> list[Row]:
             return k_reciprocal_rerank_blockwise(rows_fn, n, q)
 
         secs = best_time(run, repeat=1, warmup=0)
-        rows.append({"case": f"re-rank {n} images ({q} queries)", "impl": "k_reciprocal_rerank_blockwise",
-                     "seconds": secs, "peak_extra_mib": peak_extra_mib(run),
-                     "note": f"Market size; distances made per row block (two passes); output {q}x{n - q} "
-                             f"float32 = {q * (n - q) * 4 / 2**20:.0f} MiB; the dense version needs N x N arrays "
-                             f"of {n * n * 4 / 2**30:.1f} GiB each"})
+        rows.append(
+            {
+                "case": f"re-rank {n} images ({q} queries)",
+                "impl": "k_reciprocal_rerank_blockwise",
+                "seconds": secs,
+                "peak_extra_mib": peak_extra_mib(run),
+                "note": f"Market size; distances made per row block (two passes); output {q}x{n - q} "
+                f"float32 = {q * (n - q) * 4 / 2**20:.0f} MiB; the dense version needs N x N arrays "
+                f"of {n * n * 4 / 2**30:.1f} GiB each",
+            }
+        )
     return rows
 
 
@@ -220,8 +251,10 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[Row] = []
     for case in CASES:
         rows += case(args)
-    notes = ("speedup = baseline seconds / seconds, baseline run in the same process; "
-             "peak_extra_mib from benchmarks/common.peak_extra_mib")
+    notes = (
+        "speedup = baseline seconds / seconds, baseline run in the same process; "
+        "peak_extra_mib from benchmarks/common.peak_extra_mib"
+    )
     save("eval", rows, notes=notes + (" (--quick)" if args.quick else ""))
 
 

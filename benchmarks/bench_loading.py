@@ -34,8 +34,9 @@ def images_per_second(fn, count: int, repeat: int) -> float:
 
 
 def loader_rate(records, transform, workers: int, repeat: int) -> float:
-    loader = make_loader(ImageDataset(records, transform), batch_size=64, shuffle=True, num_workers=workers,
-                         device="cpu")
+    loader = make_loader(
+        ImageDataset(records, transform), batch_size=64, shuffle=True, num_workers=workers, device="cpu"
+    )
 
     def epoch():
         for batch in loader:
@@ -70,17 +71,26 @@ def main() -> None:
             for p in paths:
                 train(load_image(p))
 
-        rates = [("decode only (baseline)", 0, images_per_second(decode, n, args.repeat)),
-                 ("decode + train transform, no DataLoader", 0, images_per_second(transform_only, n, args.repeat))]
+        rates = [
+            ("decode only (baseline)", 0, images_per_second(decode, n, args.repeat)),
+            ("decode + train transform, no DataLoader", 0, images_per_second(transform_only, n, args.repeat)),
+        ]
         for workers in (0, 2):
             rates.append(("DataLoader, train transform", workers, loader_rate(records, train, workers, args.repeat)))
-        rates.append(("DataLoader, test transform", 0,
-                      loader_rate(records, build_test_transform(HEIGHT, WIDTH), 0, args.repeat)))
+        rates.append(
+            ("DataLoader, test transform", 0, loader_rate(records, build_test_transform(HEIGHT, WIDTH), 0, args.repeat))
+        )
     base = rates[0][2]
-    rows = [{"case": case, "workers": w, "images": n, "images_per_s": round(rate, 1), "ratio": round(rate / base, 3)}
-            for case, w, rate in rates]
-    save("loading", rows, notes=f"{n} synthetic 128x64 JPEGs (generated in {gen_s:.1f} s), output {HEIGHT}x{WIDTH}, "
-         f"batch 64, torch threads {torch.get_num_threads()}; ratio = images/s over decode only")
+    rows = [
+        {"case": case, "workers": w, "images": n, "images_per_s": round(rate, 1), "ratio": round(rate / base, 3)}
+        for case, w, rate in rates
+    ]
+    save(
+        "loading",
+        rows,
+        notes=f"{n} synthetic 128x64 JPEGs (generated in {gen_s:.1f} s), output {HEIGHT}x{WIDTH}, "
+        f"batch 64, torch threads {torch.get_num_threads()}; ratio = images/s over decode only",
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Run every hot-path benchmark and rebuild docs/benchmarks.md from benchmarks/results/*.json.
 
-    python -m benchmarks.run_all            # every benchmark in --quick form (make bench, < 15 min on 2 cores)
-    python -m benchmarks.run_all --full     # the full sizes
-    python -m benchmarks.run_all --docs-only
+python -m benchmarks.run_all            # every benchmark in --quick form (make bench, < 15 min on 2 cores)
+python -m benchmarks.run_all --full     # the full sizes
+python -m benchmarks.run_all --docs-only
 """
 
 from __future__ import annotations
