@@ -42,16 +42,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import QAConvError
+from .inputs import flat_labels, to_numpy
 
 __all__ = ["RankResult", "RankAccumulator", "evaluate_rank"]
 
 _DEFAULT_CHUNK_ELEMENTS = 1 << 22  # rows x gallery entries sorted at once (32 MiB in float64)
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):  # torch tensor, on any device
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 @dataclass(frozen=True)
@@ -211,20 +206,16 @@ class RankAccumulator:
     # -- public -------------------------------------------------------------------------------------
     def update(self, dist_block: Any, q_pids: Any, q_camids: Any, g_pids: Any, g_camids: Any) -> None:
         """Add a block of query rows scored against the whole gallery (``dist_block`` is [b, G])."""
-        D = _to_numpy(dist_block)
-        qp, qc = _to_numpy(q_pids).reshape(-1), _to_numpy(q_camids).reshape(-1)
-        gp, gc = _to_numpy(g_pids).reshape(-1), _to_numpy(g_camids).reshape(-1)
+        D = to_numpy(dist_block)
         if D.ndim != 2:
             raise QAConvError(f"the distance matrix must be 2-D [queries, gallery], got shape {D.shape}")
         b, n = D.shape
-        for label, arr, size, what in (
-            ("q_pids", qp, b, "rows (queries)"),
-            ("q_camids", qc, b, "rows (queries)"),
-            ("g_pids", gp, n, "columns (gallery)"),
-            ("g_camids", gc, n, "columns (gallery)"),
-        ):
-            if arr.size != size:
-                raise QAConvError(f"{label} has {arr.size} entries but the distance matrix has {size} {what}")
+        qp, qc, gp, gc = flat_labels(
+            "the distance matrix",
+            D.shape,
+            {"q_pids": q_pids, "q_camids": q_camids},
+            {"g_pids": g_pids, "g_camids": g_camids},
+        )
         if self._num_gallery is None:
             self._num_gallery = n
         elif n != self._num_gallery:
@@ -404,20 +395,13 @@ def evaluate_rank(
     NumPy array or a torch tensor. It is one :meth:`RankAccumulator.update` with the
     whole matrix (scored in chunks, on ``num_threads`` threads).
     """
-    D = _to_numpy(distmat)
+    D = to_numpy(distmat)
     if D.ndim != 2:
         raise QAConvError(f"distmat must be 2-D [queries, gallery], got shape {D.shape}")
     acc = RankAccumulator(max_rank, name=name, num_threads=num_threads)
-    qp, qc = _to_numpy(q_pids).reshape(-1), _to_numpy(q_camids).reshape(-1)
-    gp, gc = _to_numpy(g_pids).reshape(-1), _to_numpy(g_camids).reshape(-1)
     # whole-matrix length checks first, so the message names the full shape
-    for label, arr, size, what in (
-        ("q_pids", qp, D.shape[0], "rows (queries)"),
-        ("q_camids", qc, D.shape[0], "rows (queries)"),
-        ("g_pids", gp, D.shape[1], "columns (gallery)"),
-        ("g_camids", gc, D.shape[1], "columns (gallery)"),
-    ):
-        if arr.size != size:
-            raise QAConvError(f"{label} has {arr.size} entries but distmat has {size} {what} (shape {tuple(D.shape)})")
+    qp, qc, gp, gc = flat_labels(
+        "distmat", D.shape, {"q_pids": q_pids, "q_camids": q_camids}, {"g_pids": g_pids, "g_camids": g_camids}
+    )
     acc.update(D, qp, qc, gp, gc)
     return acc.result()

@@ -41,6 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import QAConvError
+from .inputs import to_numpy
 
 __all__ = ["k_reciprocal_rerank", "k_reciprocal_rerank_blockwise"]
 
@@ -50,12 +51,6 @@ PairsFn = Callable[[np.ndarray, np.ndarray], Any]
 _NO_KEY = np.uint64(0xFFFFFFFFFFFFFFFF)  # empty slot of a neighbour list (sorts after every real key)
 _ACC_ELEMENTS = 1 << 22  # entries of a distance block, and of the Jaccard accumulator, held at once
 _TRIPLE_BUDGET = 1 << 20  # (query, shared column, gallery) triples of the Jaccard step held at once
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 # -- float32 <-> order-preserving 64-bit keys (value in the high half, index in the low half) ----------
@@ -191,7 +186,7 @@ def k_reciprocal_rerank_blockwise(
     thr = np.full(N, np.inf, dtype=np.float32)  # D value of column i's current keep-th nearest
     for s in range(0, N, block_rows):
         e = min(N, s + block_rows)
-        blk = np.asarray(_to_numpy(rows(s, e)), dtype=np.float32)
+        blk = np.asarray(to_numpy(rows(s, e)), dtype=np.float32)
         _check_block(blk, s, e, N)
         blk_t = np.ascontiguousarray(blk.T)  # [N, b]: row i holds D[s:e, i]
         del blk
@@ -354,7 +349,7 @@ def k_reciprocal_rerank_blockwise(
 def _fetch(rows: RowsFn, pairs: PairsFn | None, r: np.ndarray, c: np.ndarray, n: int, block_rows: int) -> np.ndarray:
     """D[r, c] (float32) for index arrays, from ``pairs`` or a second pass over ``rows``."""
     if pairs is not None:
-        vals = np.asarray(_to_numpy(pairs(r, c)), dtype=np.float32).reshape(-1)
+        vals = np.asarray(to_numpy(pairs(r, c)), dtype=np.float32).reshape(-1)
         if vals.size != r.size:
             raise QAConvError(f"pairs() returned {vals.size} values for {r.size} index pairs")
         if not np.isfinite(vals).all():
@@ -368,7 +363,7 @@ def _fetch(rows: RowsFn, pairs: PairsFn | None, r: np.ndarray, c: np.ndarray, n:
         lo, hi = np.searchsorted(rs, [s, e])
         if lo == hi:
             continue
-        blk = np.asarray(_to_numpy(rows(s, e)), dtype=np.float32)
+        blk = np.asarray(to_numpy(rows(s, e)), dtype=np.float32)
         _check_block(blk, s, e, n)
         sel = order[lo:hi]
         vals[sel] = blk[r[sel] - s, c[sel]]
@@ -383,7 +378,7 @@ def k_reciprocal_rerank(
     A dense front door to :func:`k_reciprocal_rerank_blockwise`; see the module
     docstring for the arithmetic and what is held in memory.
     """
-    D = _to_numpy(full_dist)
+    D = to_numpy(full_dist)
     if D.ndim != 2 or D.shape[0] != D.shape[1]:
         raise QAConvError(f"full_dist must be a square (Q+G) x (Q+G) matrix, got shape {tuple(D.shape)}")
     n = D.shape[0]

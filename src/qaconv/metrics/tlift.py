@@ -30,16 +30,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import QAConvError
+from .inputs import flat_labels, to_numpy
 
 __all__ = ["tlift"]
 
 _CHUNK_ELEMENTS = 1 << 22
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def _cooccurrence_windows(t: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
@@ -141,22 +136,15 @@ def tlift(
     where ``w`` is the temporal co-occurrence weight described in the module docstring.
     ``alpha=0.2`` suits scores in [0, 1] such as ``1 - reranked_distance`` or a sigmoid.
     """
-    S = _to_numpy(score)
+    S = to_numpy(score)
     if S.ndim != 2:
         raise QAConvError(f"score must be 2-D [probes, gallery], got shape {S.shape}")
     if not np.issubdtype(S.dtype, np.floating):
         S = S.astype(np.float64)
-    gcam, gtime = _to_numpy(gal_cam).reshape(-1), _to_numpy(gal_time).reshape(-1)
-    pcam, ptime = _to_numpy(prob_cam).reshape(-1), _to_numpy(prob_time).reshape(-1)
     n_p, n_g = S.shape
-    for label, arr, size, what in (
-        ("prob_cam", pcam, n_p, "rows (probes)"),
-        ("prob_time", ptime, n_p, "rows (probes)"),
-        ("gal_cam", gcam, n_g, "columns (gallery)"),
-        ("gal_time", gtime, n_g, "columns (gallery)"),
-    ):
-        if arr.size != size:
-            raise QAConvError(f"{label} has {arr.size} entries but score has {size} {what}")
+    pcam, ptime, gcam, gtime = flat_labels(
+        "score", S.shape, {"prob_cam": prob_cam, "prob_time": prob_time}, {"gal_cam": gal_cam, "gal_time": gal_time}
+    )
     if int(K) < 1:
         raise QAConvError(f"K must be >= 1, got {K}")
     if not float(sigma) > 0:
