@@ -47,6 +47,7 @@ import dataclasses
 import datetime
 import json
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -413,7 +414,8 @@ def main() -> None:
     )
     plot(summary, plot_path, title, xlabel)
     notes = (
-        f"{'--quick' if args.quick else 'default'} run: samplers {samplers}, {num_ids} ids per style, {budget:.0f} "
+        " ".join(["python -m benchmarks.gs_vs_pk", *sys.argv[1:]])
+        + f": samplers {samplers}, {num_ids} ids per style, {budget:.0f} "
         f"{unit} per run ({timing}), {points} evaluations after the start, constant lr {base.lr}, B "
         f"{base.batch_size}, K {base.num_instances}, seeds {seeds}; train_s is the budget clock; rank1/mAP on the "
         "unseen style B test split; train_acc, loss and the GS graph stats are means over the epochs since the "
