@@ -79,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     out = Path(args.out)
-    num_ids = SIZES["quick" if args.quick else "full"][0]
-    ensure_data(out / ("quick" if args.quick else "full"), num_ids, args.seed)
-    config = demo_config(out / ("quick" if args.quick else "full"), args.quick, args.device, args.workers, args.seed)
+    size = "quick" if args.quick else "full"
+    ensure_data(out / size, SIZES[size][0], args.seed)
+    config = demo_config(out / size, args.quick, args.device, args.workers, args.seed)
     run_dir = out / ("run-quick" if args.quick else "run")
     prepare_run_dir(run_dir, overwrite=True)
     trainer = Trainer(config, run_dir, init_distributed(config.device))

@@ -125,8 +125,10 @@ class Trainer:
             import_published_checkpoint(init_from, self.model, self.matcher)
         self.model.to(self.device)
         self.matcher.to(self.device)
-        loss_cls = TripletLoss if config.loss == "triplet" else PairwiseMatchingLoss
-        self.criterion = loss_cls(self.matcher, config.margin) if config.loss == "triplet" else loss_cls(self.matcher)
+        if config.loss == "triplet":
+            self.criterion = TripletLoss(self.matcher, config.margin)
+        else:
+            self.criterion = PairwiseMatchingLoss(self.matcher)
         self.optimizer = self._build_optimizer()
         self.amp_dtype = amp_dtype(config.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
