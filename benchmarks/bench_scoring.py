@@ -4,6 +4,7 @@ Feature maps have the paper's shape (128 x 24 x 8, so 192 locations). One pair c
 2 * 192^2 * 128 FLOPs in the location-pair matrix product; the max reductions and dot
 products are not counted. The naive version is the published code's arithmetic: one einsum
 to a [P, G, hw, hw] tensor, both max reductions, batch norm, linear layer and logit batch norm.
+`--device cuda` times the GPU (float32, float16 = the published evaluation's precision, bfloat16).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import best_time, peak_extra_mib, save
+from benchmarks.common import best_time, peak_extra_mib, results_name, save
 from qaconv.matching import QAConv, pairwise_scores
 
 C, H, W = 128, 24, 8
@@ -21,9 +22,9 @@ HW = H * W
 FLOP_PER_PAIR = 2 * HW * HW * C
 
 
-def random_maps(n: int, seed: int) -> torch.Tensor:
+def random_maps(n: int, seed: int, device: torch.device) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(n, C, H, W, generator=g), dim=1)
+    return F.normalize(torch.randn(n, C, H, W, generator=g), dim=1).to(device)
 
 
 def naive_scores(matcher: QAConv, prob: torch.Tensor, gal: torch.Tensor) -> torch.Tensor:
@@ -37,53 +38,65 @@ def naive_scores(matcher: QAConv, prob: torch.Tensor, gal: torch.Tensor) -> torc
         return matcher.logit_bn(x).view(len(prob), len(gal))
 
 
+def gemm_gflops(dtype: torch.dtype, device: torch.device, repeat: int) -> float:
+    n = 2048 if device.type == "cpu" else 8192
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    return 2 * n**3 / best_time(lambda: a @ b, repeat=repeat, device=device) / 1e9
+
+
+def peak_memory_mib(fn, device: torch.device) -> float:
+    """Extra memory of one call: resident memory on the CPU, allocated device memory on CUDA."""
+    if device.type != "cuda":
+        return peak_extra_mib(fn)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - before) / 2**20
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats and a smaller memory probe")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
-    repeat = 1 if args.quick else 3
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    repeat = 1 if args.quick and not cuda else 3
     torch.manual_seed(0)
-    matcher = QAConv(C, H, W).eval()
-    prob, gal = random_maps(96, 1), random_maps(96, 2)
-    pairs = len(prob) * len(gal)
-
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    gemm_s = best_time(lambda: a @ b, repeat=repeat)
-    peak_gflops = 2 * 2048**3 / gemm_s / 1e9
-    naive_s = best_time(lambda: naive_scores(matcher, prob, gal), repeat=repeat)
-    fp32_s = best_time(lambda: pairwise_scores(matcher, prob, gal), repeat=repeat)
-    bf16_s = best_time(lambda: pairwise_scores(matcher, prob, gal, dtype=torch.bfloat16), repeat=repeat)
-    ab, bb = a.bfloat16(), b.bfloat16()
-    bf16_peak = 2 * 2048**3 / best_time(lambda: ab @ bb, repeat=repeat) / 1e9
-
-    rows = [{"case": "gemm 2048^3 float32", "pairs/s": "", "GFLOP/s": peak_gflops, "vs naive": "", "vs peak": 1.0}]
+    matcher = QAConv(C, H, W).eval().to(device)
+    n = 384 if cuda else 96  # the naive [P, G, hw, hw] float32 tensor: 21 GiB on CUDA, 1.3 GiB on the CPU
+    prob, gal = random_maps(n, 1, device), random_maps(n, 2, device)
+    pairs = n * n
+    dtypes = [torch.float32, torch.float16, torch.bfloat16] if cuda else [torch.float32, torch.bfloat16]
+    peaks = {dtype: gemm_gflops(dtype, device, repeat) for dtype in dtypes}
+    naive_s = best_time(lambda: naive_scores(matcher, prob, gal), repeat=repeat, device=device)
     naive_pps = pairs / naive_s
-    for name, seconds, peak in [
-        ("naive einsum float32", naive_s, peak_gflops),
-        ("pairwise_scores float32", fp32_s, peak_gflops),
-        ("pairwise_scores bfloat16", bf16_s, bf16_peak),
-    ]:
+    rows = [{"case": "naive einsum float32", "pairs/s": naive_pps, "GFLOP/s": naive_pps * FLOP_PER_PAIR / 1e9}]
+    rows[0].update({"vs naive": 1.0, "vs peak": rows[0]["GFLOP/s"] / peaks[torch.float32]})
+    for dtype in dtypes:
+        name = str(dtype).removeprefix("torch.")
+        run = lambda dtype=dtype: pairwise_scores(matcher, prob, gal, dtype=dtype)  # noqa: E731
+        seconds = best_time(run, repeat=repeat, device=device)
         gflops = pairs * FLOP_PER_PAIR / seconds / 1e9
-        rows.append(
-            {
-                "case": name,
-                "pairs/s": pairs / seconds,
-                "GFLOP/s": gflops,
-                "vs naive": (pairs / seconds) / naive_pps,
-                "vs peak": gflops / peak,
-            }
-        )
-    rows.append({"case": "gemm 2048^3 bfloat16", "pairs/s": "", "GFLOP/s": bf16_peak, "vs naive": "", "vs peak": 1.0})
+        row = {"case": f"pairwise_scores {name}", "pairs/s": pairs / seconds, "GFLOP/s": gflops}
+        rows.append({**row, "vs naive": (pairs / seconds) / naive_pps, "vs peak": gflops / peaks[dtype]})
+    for dtype, gflops in peaks.items():
+        rows.append({"case": f"gemm peak {str(dtype).removeprefix('torch.')}", "GFLOP/s": gflops, "vs peak": 1.0})
 
-    n_gal = 250 if args.quick else 2000
-    big_prob, big_gal = random_maps(2000, 3), random_maps(n_gal, 4)
-    extra = peak_extra_mib(lambda: pairwise_scores(matcher, big_prob, big_gal))
-    rows.append({"case": f"peak extra MiB, 2000 x {n_gal} maps float32", "pairs/s": "", "GFLOP/s": extra})
+    big = 10000 if cuda else 2000
+    n_gal = big // 8 if args.quick else big
+    big_prob, big_gal = random_maps(big, 3, device), random_maps(n_gal, 4, device)
+    extra = peak_memory_mib(lambda: pairwise_scores(matcher, big_prob, big_gal), device)
+    kind = "default dtype" if cuda else "float32"
+    rows.append({"case": f"peak extra MiB, {big} x {n_gal} maps {kind}", "GFLOP/s": extra})
     save(
-        "scoring",
+        results_name("scoring", device),
         rows,
-        notes="96 x 96 maps of 128x24x8; 'vs peak' compares with a same-dtype 2048^3 matmul; "
-        "the memory row is the extra resident memory of one pairwise_scores call (inputs excluded).",
+        notes=f"{n} x {n} maps of 128x24x8; 'vs peak' compares with a same-dtype square matmul "
+        f"({'8192' if cuda else '2048'}^3); the memory row is the extra "
+        f"{'allocated GPU' if cuda else 'resident'} memory of one pairwise_scores call (inputs excluded).",
     )
 
 

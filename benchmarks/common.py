@@ -22,16 +22,28 @@ from typing import Any
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-def best_time(fn: Callable[[], Any], repeat: int = 3, warmup: int = 1) -> float:
-    """Best wall-clock seconds of `repeat` calls after `warmup` untimed ones."""
+def best_time(fn: Callable[[], Any], repeat: int = 3, warmup: int = 1, device: Any = "cpu") -> float:
+    """Best wall-clock seconds of `repeat` calls after `warmup` untimed ones (CUDA work waited for)."""
+    import torch
+
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     for _ in range(warmup):
         fn()
+    sync()
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
         fn()
+        sync()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def results_name(name: str, device: Any) -> str:
+    """Results file name: CUDA runs are kept beside the CPU ones (scoring -> scoring_cuda)."""
+    import torch
+
+    return f"{name}_cuda" if torch.device(device).type == "cuda" else name
 
 
 def _rss_mib() -> float:

@@ -18,12 +18,16 @@ from benchmarks.common import RESULTS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
-# (module, results name, what it measures)
+# (module, results name, what it measures); names ending in _cuda run with --device cuda
 BENCHMARKS = [
     ("bench_scoring", "scoring", "all-pairs QAConv scoring against a naive einsum and the GEMM peak"),
+    ("bench_scoring", "scoring_cuda", "all-pairs QAConv scoring on the GPU (float32, float16, bfloat16)"),
+    ("bench_features", "features", "feature-map extraction from JPEGs against the model alone"),
+    ("bench_features", "features_cuda", "feature-map extraction on the GPU (paper model, float16)"),
     ("bench_loading", "loading", "image decoding + training augmentation, 0 and 2 workers"),
     ("bench_sampler", "sampler", "Graph Sampler index building and running top-k neighbour search"),
     ("bench_train", "train", "training images/s with GS and PK, share of the epoch spent on the graph"),
+    ("bench_train", "train_cuda", "training on the GPU at the paper's setting (ResNet-50 IBN-b, 384x128, AMP)"),
     ("bench_eval", "eval", "ranking metrics and re-ranking against the published algorithms"),
     ("bench_eval_streaming", "eval_streaming", "peak memory of streaming evaluation against a dense Q x G"),
     ("bench_search", "search", "gallery search latency, exhaustive and two-stage, recall@10"),
@@ -39,15 +43,15 @@ runs them all in their `--quick` form and rebuilds this page from `benchmarks/re
 `python -m benchmarks.run_all --full` runs the full sizes. Each table below says which machine
 and date it came from.
 
-GPU rows: no accelerator was lent to the session that produced these tables, so every number
-here is from the 2-core CPU; the CUDA paths (float16/bfloat16 scoring, AMP training) are not
-measured yet.
+The `_cuda` tables come from a GPU machine (`python -m benchmarks.run_all` runs them where CUDA is
+available); the others from the 2-core CPU that CI uses.
 """
 
 
-def run(module: str, full: bool) -> float:
+def run(module: str, name: str, full: bool) -> float:
     start = time.perf_counter()
     cmd = [sys.executable, "-m", f"benchmarks.{module}"] + ([] if full else ["--quick"])
+    cmd += ["--device", "cuda"] if name.endswith("_cuda") else []
     print(f"$ {' '.join(cmd[1:])}", flush=True)
     subprocess.run(cmd, cwd=ROOT, check=True)
     return time.perf_counter() - start
@@ -72,7 +76,10 @@ def write_doc() -> None:
         path = RESULTS_DIR / f"{name}.json"
         lines.append(f"## {name}: {what}\n")
         if not path.is_file():
-            lines.append(f"Not run yet: `python -m benchmarks.{module}`.\n")
+            if name.endswith("_cuda"):
+                lines.append(f"Needs a CUDA machine; not run yet: `python -m benchmarks.{module} --device cuda`.\n")
+            else:
+                lines.append(f"Not run yet: `python -m benchmarks.{module}`.\n")
             continue
         result = json.loads(path.read_text())
         lines.append(f"`python -m benchmarks.{module}` on {result['machine']}, {result['date']}.\n")
@@ -93,9 +100,13 @@ def main() -> None:
     args = parser.parse_args()
     if not args.docs_only:
         only = {name.strip() for name in args.only.split(",") if name.strip()}
-        for module, _, _ in BENCHMARKS:
+        import torch
+
+        for module, name, _ in BENCHMARKS:
+            if name.endswith("_cuda") and not torch.cuda.is_available():
+                continue
             if not only or module in only:
-                print(f"{module}: {run(module, args.full):.0f} s", flush=True)
+                print(f"{name}: {run(module, name, args.full):.0f} s", flush=True)
     write_doc()
 
 

@@ -25,8 +25,12 @@ INTRO = """\
 `qaconv ...`, for environments where the entry point is not on `PATH`.
 
 - **Multi-GPU training**: `torchrun --nproc_per_node N -m qaconv train ...` starts one process per GPU
-  (NCCL on CUDA, gloo on CPU). Each process draws whole batches of `--batch-size` images, so the effective
-  batch is N x `--batch-size`; only rank 0 writes the run folder and evaluates.
+  (NCCL on CUDA, gloo on CPU, and gloo with GPUs shared round-robin when there are more processes than GPUs).
+  Each process draws whole batches of `--batch-size` images, so the effective batch is N x `--batch-size`;
+  only rank 0 writes the run folder and evaluates. One process with `--accumulate N` does the same work
+  (the same batches, augmentations and averaged gradients; a test checks it against 2 processes).
+- **Resume**: `qaconv train --resume RUN_DIR` continues from the last finished epoch; give `--max-epochs M`
+  with it to extend a run whose end was set by the epoch cap.
 - **Options of `qaconv train`** are the keys of its config: `--config FILE` loads a YAML file and the flags
   given on the command line win. Yes/no options come as pairs, `--X` and `--no-X`, written `--[no-]X` below.
 - **Exit status**: 0 on success. User errors (a missing file, a bad value) print one line,

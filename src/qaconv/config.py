@@ -63,6 +63,7 @@ class TrainConfig:
     step_factor: float = 0.7
     max_epochs: int = 60
     max_iters_per_epoch: int = 0
+    accumulate: int = 1
     freeze_bn: bool = True
     # augmentation
     min_size: float = 0.0

@@ -153,3 +153,12 @@ def test_bad_file_in_a_loader_is_a_one_line_error(tmp_path, images, workers):
     with pytest.raises(QAConvError) as err:
         list(loader)
     assert str(bad) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_seeded_key_augments_from_its_seed_alone(images):
+    ds = ImageDataset([Rec(p, i, 0, 0) for i, p in enumerate(images)], build_train_transform(32, 16, max_size=0.5))
+    first = ds[(2, (0, 1, 7, 3))][0]
+    ds[4]  # the transform's own stream moves on; keyed items do not use it
+    assert torch.equal(ds[(2, (0, 1, 7, 3))][0], first)
+    assert not torch.equal(ds[(2, (0, 1, 7, 4))][0], first)
+    assert ds[(2, (0, 1, 7, 3))][3] == 2

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from qaconv.data.samplers import GraphSampler, PKSampler
+from qaconv.data.samplers import GraphSampler, PKSampler, SeededBatches
 from qaconv.errors import QAConvError
 
 
@@ -396,3 +396,15 @@ def test_more_argument_errors():
         GraphSampler(labels, None, batch_size=4)
     with pytest.raises(QAConvError, match="epoch must be non-negative"):
         pk_sampler(labels, batch_size=4).set_epoch(-1)
+
+
+def test_seeded_batches_number_every_rank_batch_as_the_single_process_does():
+    labels = np.repeat(np.arange(12), 4)
+    single = list(SeededBatches(PKSampler(labels, batch_size=8, num_instances=2, seed=0), (5, 1)))
+    ranks = [
+        list(SeededBatches(PKSampler(labels, batch_size=8, num_instances=2, seed=0, rank=r, world_size=2), (5, 1)))
+        for r in range(2)
+    ]
+    interleaved = [batch for pair in zip(*ranks, strict=True) for batch in pair]
+    assert len(single) == 3 and interleaved[:3] == single  # the 4th is the distributed padding
+    assert single[1][2] == (single[1][2][0], (5, 1, 1, 2))

@@ -50,6 +50,17 @@ def test_state_round_trip_keeps_the_decision():
     assert not restored.end_epoch(5, 1.0)  # already decayed: never again (the published resume bug)
 
 
+def test_a_new_cap_moves_an_end_set_by_the_cap_but_not_one_the_rule_chose():
+    capped = AdaptiveSchedule(10, 3)
+    run(capped, [10.0] * 3)
+    capped.set_max_epochs(5)
+    assert not capped.finished(3) and capped.finished(5)
+    chosen = AdaptiveSchedule(0.7, 60)
+    run(chosen, [10, 8, 7, 5.5, 5, 4])  # the rule ended it at epoch 6
+    chosen.set_max_epochs(80)
+    assert chosen.finished(6)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"), [({"step_factor": 0}, "--step-factor"), ({"max_epochs": 0}, "--max-epochs")]
 )

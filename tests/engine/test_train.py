@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 
@@ -159,6 +160,49 @@ def test_batch_with_non_finite_loss_is_skipped_without_update(synth, tmp_path):
 def test_many_non_finite_batches_in_a_row_stop_with_a_clear_error(synth, tmp_path, monkeypatch):
     trainer = Trainer(tiny_config(synth, max_iters_per_epoch=0), tmp_path / "run", quiet=True)
     monkeypatch.setattr("qaconv.engine.train.MAX_SKIPPED_IN_A_ROW", 2)
-    monkeypatch.setattr(trainer, "_step", lambda images, labels: (float("nan"), 0.0, True))
+    monkeypatch.setattr(trainer, "_step", lambda *args: (float("nan"), 0.0, True))
     with pytest.raises(QAConvError, match="not finite for 2 batches in a row"):
         trainer.train_epoch(1)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@needs_cuda
+@pytest.mark.parametrize("amp", ["fp16", "bf16"])
+def test_amp_steps_on_cuda_reduce_the_loss(synth, tmp_path, amp):
+    trainer = Trainer(tiny_config(synth, device="cuda", amp=amp, freeze_bn=False), tmp_path / "run", quiet=True)
+    assert trainer.scaler.is_enabled() == (amp == "fp16")
+    batch = next(iter(trainer.sampler))
+    images = torch.stack([trainer.train_set[i][0] for i in batch])
+    labels = torch.tensor([trainer.records[i].pid for i in batch])
+    steps = [trainer._step(images, labels) for _ in range(8)]
+    assert not any(skipped for _, _, skipped in steps)
+    assert steps[-1][0] < steps[0][0]
+
+
+@needs_cuda
+def test_fp16_resume_on_cuda_restores_the_grad_scaler(synth, tmp_path):
+    config = tiny_config(synth, device="cuda", amp="fp16", deterministic=True, max_epochs=2)
+    straight = Trainer(config, tmp_path / "straight", quiet=True)
+    straight.fit()
+    first = Trainer(dataclasses.replace(config, max_epochs=1), tmp_path / "resumed", quiet=True)
+    first.fit()
+    resumed = Trainer(config, tmp_path / "resumed", resume=True, quiet=True)
+    assert resumed.scaler.get_scale() == first.scaler.get_scale()
+    resumed.fit()
+    assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in straight.history], rel=1e-5)
+    for name, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_tensorboard_scalars_are_written_when_tensorboard_is_installed(synth, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir = tmp_path / "run"
+    Trainer(tiny_config(synth, max_epochs=2, max_iters_per_epoch=1), run_dir, quiet=True).fit()
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    assert {"train/loss", "train/acc", "train/lr", "train/images_per_s"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]

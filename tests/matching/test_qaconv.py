@@ -175,3 +175,17 @@ def test_bad_scoring_options_raise_clear_errors(kwargs, message):
 def test_bad_labels_raise_clear_error():
     with pytest.raises(QAConvError, match="one label per feature map"):
         TripletLoss(QAConv(16, 6, 4))(random_maps(4), torch.tensor([0, 1]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_cuda_scores_agree_with_the_cpu_within_the_dtype_tolerance(dtype):
+    matcher = reference_matcher().eval()
+    prob, gal = random_maps(33, seed=7), random_maps(70, seed=8)
+    exact = pairwise_scores(matcher, prob, gal)
+    scores = pairwise_scores(matcher.cuda(), prob.cuda(), gal.cuda(), dtype=dtype, gal_block=16)
+    assert scores.device.type == "cuda" and scores.dtype == torch.float32
+    spread = float(exact.max() - exact.min())
+    # float32 may use TF32 only where torch allows it (off for matmul by default): near-exact.
+    tolerance = {torch.float32: 1e-4, torch.float16: 0.01, torch.bfloat16: 0.05}[dtype]
+    assert float((scores.cpu() - exact).abs().max()) < tolerance * spread

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from qaconv.commands import comma_list
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -23,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--testset",
         required=True,
+        type=comma_list,
         metavar="A,B",
         help="comma-separated test set names (see `qaconv datasets`) or Market-style folders",
     )
@@ -80,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
     from qaconv.engine.checkpoint import load_model, resolve_checkpoint
     from qaconv.engine.evaluate import EvalOptions, run_evaluation
 
-    testsets = [t.strip() for t in args.testset.split(",") if t.strip()]
     options = EvalOptions(
         batch_size=args.batch_size,
         workers=args.workers,
@@ -103,5 +105,5 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model, matcher, config = load_model(path, device)
     print(f"checkpoint: {path} ({config.arch}, {config.height}x{config.width}) on {device}")
-    run_evaluation(model, matcher, config, testsets, args.data_dir, out, options, device, source=str(path))
+    run_evaluation(model, matcher, config, args.testset, args.data_dir, out, options, device, source=str(path))
     return 0

@@ -8,6 +8,7 @@ import shutil
 import typing
 from pathlib import Path
 
+from qaconv.commands import comma_list
 from qaconv.config import TrainConfig
 from qaconv.errors import QAConvError
 
@@ -39,6 +40,8 @@ HELP = {
     "step_factor": "adaptive schedule: decay once the loss is below this fraction of epoch 2's; >= 1: fixed step epoch",
     "max_epochs": "most epochs (the adaptive schedule usually stops earlier)",
     "max_iters_per_epoch": "cap on iterations per epoch (0: all; GS has one per class)",
+    "accumulate": "average the gradients of N batches per SGD step (N processes of batch B = 1 process "
+    "with --accumulate N)",
     "freeze_bn": "backbone in eval mode while training (frozen BN statistics), as in the paper",
     "min_size": "random occlusion: smallest square side as a fraction of the image width",
     "max_size": "random occlusion: largest square side as a fraction of the image width (0: off)",
@@ -68,14 +71,10 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
         elif kind == list[str]:
-            parser.add_argument(flag, type=_comma_list, default=argparse.SUPPRESS, help=text)
+            parser.add_argument(flag, type=comma_list, default=argparse.SUPPRESS, help=text)
         else:
             base = {int: int, float: float}.get(kind, str)
             parser.add_argument(flag, type=base, default=argparse.SUPPRESS, help=text)
-
-
-def _comma_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -66,7 +66,12 @@ def _fields(record: Any) -> tuple[str, int, int]:
 
 class ImageDataset(Dataset):
     """Records (objects with .path, .pid, .camid, or (path, pid, camid, ...) tuples) as
-    (image, pid, camid, index) items; image is `transform(PIL RGB image)` (the PIL image if None)."""
+    (image, pid, camid, index) items; image is `transform(PIL RGB image)` (the PIL image if None).
+
+    A key may also be `(index, seed)`: the transform then draws from a generator made from `seed`
+    (an int or a sequence of ints) instead of its own stream, so the image's augmentation depends
+    on that key alone (see `qaconv.data.samplers.SeededBatches`).
+    """
 
     def __init__(self, records: Sequence[Any], transform: Callable | None = None):
         self.records = list(records)
@@ -75,11 +80,12 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> tuple[Any, int, int, int]:
+    def __getitem__(self, key: int | tuple[int, Any]) -> tuple[Any, int, int, int]:
+        index, seed = key if isinstance(key, tuple) else (key, None)
         path, pid, camid = _fields(self.records[index])
         image = load_image(path)
         if self.transform is not None:
-            image = self.transform(image)
+            image = self.transform(image) if seed is None else self.transform(image, np.random.default_rng(seed))
         return image, pid, camid, index
 
     @property

@@ -282,9 +282,11 @@ class Compose:
         """Restart the random stream (DataLoader workers call this through worker_init_fn)."""
         self.rng = np.random.default_rng(seed)
 
-    def __call__(self, img: Image.Image) -> torch.Tensor | Image.Image:
+    def __call__(self, img: Image.Image, rng: np.random.Generator | None = None) -> torch.Tensor | Image.Image:
+        """Transform `img`, drawing from `rng` when given (a per-image generator), else this object's stream."""
+        rng = self.rng if rng is None else rng
         for t in self.transforms:
-            img = t(img, self.rng)
+            img = t(img, rng)
         return img
 
     def __repr__(self) -> str:

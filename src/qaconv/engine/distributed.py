@@ -29,18 +29,22 @@ class DistContext:
 def init_distributed(device: str | None) -> DistContext:
     """Join the process group when started by torchrun (WORLD_SIZE > 1); pick this process's device.
 
-    CUDA ranks use cuda:LOCAL_RANK and NCCL; CPU ranks use gloo.
+    CUDA ranks use NCCL on cuda:LOCAL_RANK; CPU ranks use gloo. With more processes on a node
+    than GPUs (NCCL refuses two ranks on one GPU) ranks share GPUs round-robin and use gloo.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     base = resolve_device(device)
     if world <= 1:
         return DistContext(device=base)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "gloo"
     if base.type == "cuda":
-        base = torch.device("cuda", local_rank)
+        gpus = torch.cuda.device_count()
+        base = torch.device("cuda", local_rank % gpus)
         torch.cuda.set_device(base)
+        backend = "nccl" if int(os.environ.get("LOCAL_WORLD_SIZE", "1")) <= gpus else "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if base.type == "cuda" else "gloo")
+        dist.init_process_group(backend=backend)
     return DistContext(rank=rank, world_size=world, device=base)
 
 

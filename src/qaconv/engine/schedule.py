@@ -54,6 +54,15 @@ class AdaptiveSchedule:
         """True when epoch `epoch` (1-based) was the last one."""
         return epoch >= self.final_epochs
 
+    def set_max_epochs(self, max_epochs: int) -> None:
+        """A new cap (a resumed run given another --max-epochs): an end set by the cap moves with it,
+        an end the adaptive rule chose stays."""
+        if max_epochs < 1:
+            raise QAConvError(f"--max-epochs must be at least 1, got {max_epochs}")
+        if self.final_epochs == self.max_epochs:
+            self.final_epochs = max_epochs
+        self.max_epochs = max_epochs
+
     def state_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -4,12 +4,15 @@ Per epoch: the sampler builds its batches (GS: one representative image per clas
 with the current weights and every class anchors one batch with its nearest classes), then SGD
 on the batch-hard triplet loss of the batch's all-pairs QAConv scores. The backbone runs in eval
 mode (frozen BN statistics; their affine parameters still train) while the matcher's batch norms
-use batch statistics. Each epoch ends with an atomic checkpoint that `resume=True` continues from
-exactly: weights, optimizer, grad scaler, schedule, sampler cursors and every RNG.
+use batch statistics. `accumulate` N averages N batches' gradients per step, which is what N
+DDP processes do (SeededBatches gives every image the same augmentation either way). Each epoch
+ends with an atomic checkpoint that `resume=True` continues from exactly: weights, optimizer,
+grad scaler, schedule, sampler cursors and every RNG.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import sys
@@ -27,7 +30,7 @@ from torch.nn.utils import clip_grad_norm_
 from qaconv.config import TrainConfig, save_config
 from qaconv.data import open_dataset
 from qaconv.data.loader import ImageDataset, make_loader, seed_everything
-from qaconv.data.samplers import GraphSampler, PKSampler
+from qaconv.data.samplers import GraphSampler, PKSampler, SeededBatches
 from qaconv.data.transforms import build_train_transform
 from qaconv.engine.checkpoint import (
     BEST,
@@ -219,6 +222,7 @@ class Trainer:
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scaler.load_state_dict(payload["scaler"])
         self.schedule.load_state_dict(payload["schedule"])
+        self.schedule.set_max_epochs(self.config.max_epochs)
         self.sampler.load_state_dict(payload["sampler"])
         _restore_rng(payload["rng"])
         self.epoch = int(payload["epoch"])
@@ -260,13 +264,15 @@ class Trainer:
         return self.history
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
-        """One pass over the sampler's batches for epoch `epoch` (1-based); returns its statistics."""
+        """One pass over the sampler's batches for epoch `epoch` (1-based); returns its statistics.
+
+        With `accumulate` N the gradients of N consecutive batches are averaged before each SGD step.
+        """
         c = self.config
         self.sampler.set_epoch(epoch - 1)
-        self.train_set.transform.reseed(c.seed * 100_003 + epoch)
         loader = make_loader(
             self.train_set,
-            batch_sampler=self.sampler,
+            batch_sampler=SeededBatches(self.sampler, (c.seed, epoch)),
             num_workers=c.workers,
             device=self.device,
             seed=c.seed * 100_003 + epoch,
@@ -279,20 +285,21 @@ class Trainer:
         sums = np.zeros(4)  # loss sum, accuracy sum, batches, skipped
         skipped_in_a_row = 0
         start = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
         for iteration, (images, labels, _, _) in enumerate(loader):
             if iteration >= total:
                 break
-            loss, acc, skipped = self._step(images, labels)
+            group_start = iteration - iteration % c.accumulate
+            group_size = min(c.accumulate, total - group_start)
+            update = iteration + 1 == group_start + group_size
+            loss, acc, skipped = self._step(images, labels, 1.0 / group_size, update)
             skipped_in_a_row = skipped_in_a_row + 1 if skipped else 0
             if skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
                 raise QAConvError(
                     f"the loss was not finite for {skipped_in_a_row} batches in a row (epoch {epoch}, "
                     f"iteration {iteration + 1}); lower --lr, or use --amp off"
                 )
-            if not skipped:
-                sums += (loss, acc, 1, 0)
-            else:
-                sums[3] += 1
+            sums += (loss, acc, 1, 0) if not skipped else (0, 0, 0, 1)
             progress.update(iteration + 1, sums)
         seconds = time.perf_counter() - start
         loss_sum, acc_sum, batches, skipped = all_reduce_sum(sums.tolist(), self.ctx)
@@ -305,35 +312,52 @@ class Trainer:
             "acc": acc_sum / batches,
             "batches": int(batches),
             "skipped": int(skipped),
-            "images_per_s": batches * c.batch_size / max(seconds, 1e-9),
+            "images_per_s": (batches + skipped) * c.batch_size / max(seconds, 1e-9),
             "seconds": seconds,
             "graph_seconds": self.graph_seconds,
         }
 
-    def _step(self, images: Tensor, labels: Tensor) -> tuple[float, float, bool]:
-        """One SGD step; returns (loss, accuracy, skipped). Non-finite per-anchor losses are left out of
-        the mean; a batch without any finite loss, or with non-finite gradients, makes no update."""
+    def _step(
+        self, images: Tensor, labels: Tensor, weight: float = 1.0, update: bool = True
+    ) -> tuple[float, float, bool]:
+        """One batch: backward with `weight`, then (`update`) the SGD step; returns (loss, accuracy, skipped).
+
+        A batch is skipped when none of its losses is finite, or when it ends an accumulation whose
+        gradients are not finite (no update is made then)."""
+        loss, acc, finite = self._backward(images, labels, weight, sync=update)
+        stepped = self._update() if update else True
+        return loss, acc, not finite or not stepped
+
+    def _backward(self, images: Tensor, labels: Tensor, weight: float, sync: bool) -> tuple[float, float, bool]:
+        """Forward and backward of one batch, adding `weight` x its gradients to the parameters' grads.
+
+        Non-finite per-anchor losses are left out of the mean; returns (loss, accuracy, any finite
+        loss). `sync=False` keeps DDP from all-reducing (an accumulation step that is not the last).
+        """
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
-        with autocast_context(self.device, self.amp_dtype):
-            loss_vec, acc = self.step_module(images, labels)
-        loss_vec = loss_vec.float()
-        finite = torch.isfinite(loss_vec)
-        num_finite = int(finite.sum())
-        loss = torch.where(finite, loss_vec, torch.zeros_like(loss_vec)).sum() / max(num_finite, 1)
+        no_sync = self.step_module.no_sync() if self.ctx.enabled and not sync else contextlib.nullcontext()
+        with no_sync:
+            with autocast_context(self.device, self.amp_dtype):
+                loss_vec, acc = self.step_module(images, labels)
+            loss_vec = loss_vec.float()
+            finite = torch.isfinite(loss_vec)
+            num_finite = int(finite.sum())
+            loss = torch.where(finite, loss_vec, torch.zeros_like(loss_vec)).sum() / max(num_finite, 1)
+            self.scaler.scale(loss * weight).backward()
+        return float(loss.detach()), float(acc.float().mean()), num_finite > 0
+
+    def _update(self) -> bool:
+        """Clip (per group of parameters) and take the SGD step; False when the gradients were not finite."""
+        self.scaler.unscale_(self.optimizer)
+        limit = self.config.clip_value if self.config.clip_value > 0 else float("inf")
+        norms = [clip_grad_norm_(self.model.parameters(), limit), clip_grad_norm_(self.matcher.parameters(), limit)]
+        finite = all(bool(torch.isfinite(n)) for n in norms)
+        if finite or self.scaler.is_enabled():
+            self.scaler.step(self.optimizer)  # with fp16 the scaler skips the step itself on inf/NaN gradients
+            self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        skip = all_reduce_sum([float(num_finite == 0)], self.ctx)[0] > 0
-        if not skip:
-            self.scaler.unscale_(self.optimizer)
-            limit = self.config.clip_value if self.config.clip_value > 0 else float("inf")
-            norms = [clip_grad_norm_(self.model.parameters(), limit), clip_grad_norm_(self.matcher.parameters(), limit)]
-            if self.scaler.is_enabled() or all(torch.isfinite(n) for n in norms):
-                self.scaler.step(self.optimizer)  # the scaler skips the step itself on inf/NaN gradients
-                self.scaler.update()
-            else:
-                skip = True
-        return float(loss.detach()), float(acc.float().mean()), skip
+        return finite
 
     # ----------------------------------------------------------------------------------------- records
 
@@ -407,6 +431,8 @@ def _check_options(config: TrainConfig) -> None:
         raise QAConvError(f"--lr must be positive, got {config.lr}")
     if config.workers < 0:
         raise QAConvError(f"--workers must be >= 0, got {config.workers}")
+    if config.accumulate < 1:
+        raise QAConvError(f"--accumulate must be >= 1, got {config.accumulate}")
 
 
 def evaluate_run(trainer: Trainer) -> dict[str, Any]:
