@@ -9,14 +9,13 @@ paper's ResNet-50 IBN-b to layer3 at 384x128 under float16 autocast (extraction'
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 from pathlib import Path
 
 import torch
 
-from benchmarks.common import best_time, results_name, save
+from benchmarks.common import best_time, parse_args, results_name, save
 from qaconv.config import ModelConfig
 from qaconv.data import ImageDataset, build_test_transform, generate, open_dataset
 from qaconv.engine.checkpoint import build_model
@@ -24,11 +23,8 @@ from qaconv.engine.features import autocast_context, extract_feature_maps
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer images")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    args = parser.parse_args()
-    device = torch.device(args.device)
+    args = parse_args(__doc__, "fewer images")
+    device = args.device
     cuda = device.type == "cuda"
     if cuda:
         config = ModelConfig(arch="resnet50", ibn="b", final_layer="layer3", neck=128, height=384, width=128)

@@ -9,12 +9,10 @@ to a [P, G, hw, hw] tensor, both max reductions, batch norm, linear layer and lo
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import best_time, peak_extra_mib, results_name, save
+from benchmarks.common import best_time, parse_args, peak_extra_mib, results_name, save
 from qaconv.matching import QAConv, pairwise_scores
 
 C, H, W = 128, 24, 8
@@ -57,11 +55,8 @@ def peak_memory_mib(fn, device: torch.device) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and a smaller memory probe")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    args = parser.parse_args()
-    device = torch.device(args.device)
+    args = parse_args(__doc__, "fewer repeats and a smaller memory probe")
+    device = args.device
     cuda = device.type == "cuda"
     repeat = 1 if args.quick and not cuda else 3
     torch.manual_seed(0)

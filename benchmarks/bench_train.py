@@ -9,7 +9,6 @@ its start.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import results_name, save
+from benchmarks.common import parse_args, results_name, save
 from qaconv.commands.demo import demo_config, ensure_data
 from qaconv.engine.train import Trainer
 
@@ -25,17 +24,14 @@ PAPER_MODEL = dict(arch="resnet50", ibn="b", final_layer="layer3", neck=128, hei
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer classes and a capped epoch")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    args = parser.parse_args()
-    cuda = torch.device(args.device).type == "cuda"
+    args = parse_args(__doc__, "fewer classes and a capped epoch")
+    cuda = args.device.type == "cuda"
     num_ids = (1000 if cuda else 120) if args.quick else (1500 if cuda else 300)
     workers = min(12, os.cpu_count() or 2) if cuda else 2
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         ensure_data(Path(tmp), num_ids, seed=0)
-        base = demo_config(Path(tmp), quick=False, device=args.device, workers=workers, seed=0)
+        base = demo_config(Path(tmp), quick=False, device=str(args.device), workers=workers, seed=0)
         base = dataclasses.replace(base, max_iters_per_epoch=0, testsets=[], **(PAPER_MODEL if cuda else {}))
         for sampler in ("gs", "pk"):
             trainer = Trainer(dataclasses.replace(base, sampler=sampler), Path(tmp) / sampler, quiet=True)

@@ -6,6 +6,7 @@ benchmarks/run_all.py turns into the table of docs/benchmarks.md.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
 import datetime
@@ -37,6 +38,16 @@ def best_time(fn: Callable[[], Any], repeat: int = 3, warmup: int = 1, device: A
         sync()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def parse_args(doc: str | None, quick_help: str) -> argparse.Namespace:
+    """The options of the benchmarks that also run on a GPU: --quick and --device (args.device a torch.device)."""
+    import torch
+
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--device", default="cpu", type=torch.device, help="cpu or cuda")
+    return parser.parse_args()
 
 
 def results_name(name: str, device: Any) -> str:

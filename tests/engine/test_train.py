@@ -168,10 +168,17 @@ def test_many_non_finite_batches_in_a_row_stop_with_a_clear_error(synth, tmp_pat
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
-@needs_cuda
-@pytest.mark.parametrize("amp", ["fp16", "bf16"])
-def test_amp_steps_on_cuda_reduce_the_loss(synth, tmp_path, amp):
-    trainer = Trainer(tiny_config(synth, device="cuda", amp=amp, freeze_bn=False), tmp_path / "run", quiet=True)
+@pytest.mark.parametrize(
+    ("device", "amp"),
+    [
+        ("cpu", "bf16"),
+        pytest.param("cuda", "fp16", marks=needs_cuda),
+        pytest.param("cuda", "bf16", marks=needs_cuda),
+    ],
+)
+def test_amp_steps_reduce_the_loss(synth, tmp_path, device, amp):
+    trainer = Trainer(tiny_config(synth, device=device, amp=amp, freeze_bn=False), tmp_path / "run", quiet=True)
+    assert trainer.amp_dtype == {"fp16": torch.float16, "bf16": torch.bfloat16}[amp]
     assert trainer.scaler.is_enabled() == (amp == "fp16")
     batch = next(iter(trainer.sampler))
     images = torch.stack([trainer.train_set[i][0] for i in batch])
