@@ -63,7 +63,7 @@ from qaconv.config import TrainConfig
 from qaconv.data import open_dataset
 from qaconv.data.samplers import GraphSampler
 from qaconv.engine.checkpoint import state_fingerprint
-from qaconv.engine.evaluate import EvalOptions, evaluate_maps
+from qaconv.engine.evaluate import EvalOptions, evaluate_dataset
 from qaconv.engine.features import extract_feature_maps
 from qaconv.engine.train import Trainer
 
@@ -133,17 +133,8 @@ class StyleBEvaluator:
         kw = dict(height=c.height, width=c.width, batch_size=c.eval_batch, num_workers=c.workers)
         q_maps = extract_feature_maps(trainer.model, ds.query, device=trainer.device, **kw)
         g_maps = extract_feature_maps(trainer.model, ds.gallery, device=trainer.device, **kw)
-        result = evaluate_maps(
-            trainer.matcher,
-            q_maps,
-            g_maps,
-            [r.pid for r in ds.query],
-            [r.camid for r in ds.query],
-            [r.pid for r in ds.gallery],
-            [r.camid for r in ds.gallery],
-            options=self.options,
-            device=trainer.device,
-        ).metrics["raw"]
+        result = evaluate_dataset(trainer.matcher, q_maps, g_maps, ds, options=self.options, device=trainer.device)
+        result = result.metrics["raw"]
         return {"rank1": result.rank(1), "mAP": float(result.mAP)}
 
 

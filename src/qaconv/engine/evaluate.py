@@ -557,6 +557,28 @@ def format_table(label: str, entry: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------ the entry point
 
 
+def evaluate_dataset(
+    matcher: QAConv,
+    q_maps: Tensor,
+    g_maps: Tensor,
+    ds: ReIDDataset,
+    *,
+    options: EvalOptions | None = None,
+    name: str | None = None,
+    device: torch.device | str | None = None,
+) -> EvalResult:
+    """`evaluate_maps` with the labels, cameras and times (when it has them) of a data set's query and gallery."""
+    times = {}
+    if ds.has_time:
+        times = {"q_times": [r.time for r in ds.query], "g_times": [r.time for r in ds.gallery]}
+    q_labels = ([r.pid for r in ds.query], [r.camid for r in ds.query])
+    g_labels = ([r.pid for r in ds.gallery], [r.camid for r in ds.gallery])
+    return evaluate_maps(
+        matcher, q_maps, g_maps, *q_labels, *g_labels,
+        options=options, num_cams=ds.num_cams, name=name, device=device, **times,
+    )  # fmt: skip
+
+
 def _evaluate_testset(
     label: str,
     ds: ReIDDataset,
@@ -584,23 +606,7 @@ def _evaluate_testset(
             f"{label}: --save-scores keeps the dense {len(ds.query)} x {len(ds.gallery)} score matrix "
             f"({dense_bytes / 2**30:.1f} GiB) in memory"
         )
-    times = {}
-    if ds.has_time:
-        times = {"q_times": [r.time for r in ds.query], "g_times": [r.time for r in ds.gallery]}
-    result = evaluate_maps(
-        matcher,
-        q_maps,
-        g_maps,
-        [r.pid for r in ds.query],
-        [r.camid for r in ds.query],
-        [r.pid for r in ds.gallery],
-        [r.camid for r in ds.gallery],
-        options=options,
-        num_cams=ds.num_cams,
-        name=label,
-        device=device,
-        **times,
-    )
+    result = evaluate_dataset(matcher, q_maps, g_maps, ds, options=options, name=label, device=device)
     result.seconds = {"extract": extract_seconds, **result.seconds}
     entry = {
         "num_query": len(ds.query),
