@@ -348,16 +348,17 @@ class Trainer:
         return float(loss.detach()), float(acc.float().mean()), num_finite > 0
 
     def _update(self) -> bool:
-        """Clip (per group of parameters) and take the SGD step; False when the gradients were not finite."""
+        """Clip (per group of parameters) and take the SGD step; False when the gradients were not finite
+        and no fp16 grad scaler handles them (the scaler skips such a step itself and lowers its scale)."""
         self.scaler.unscale_(self.optimizer)
         limit = self.config.clip_value if self.config.clip_value > 0 else float("inf")
         norms = [clip_grad_norm_(self.model.parameters(), limit), clip_grad_norm_(self.matcher.parameters(), limit)]
-        finite = all(bool(torch.isfinite(n)) for n in norms)
-        if finite or self.scaler.is_enabled():
-            self.scaler.step(self.optimizer)  # with fp16 the scaler skips the step itself on inf/NaN gradients
+        stepped = self.scaler.is_enabled() or all(bool(torch.isfinite(n)) for n in norms)
+        if stepped:
+            self.scaler.step(self.optimizer)
             self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        return finite
+        return stepped
 
     # ----------------------------------------------------------------------------------------- records
 
