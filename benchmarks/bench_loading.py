@@ -5,6 +5,7 @@ written to a temporary folder first. Cases, all in one run on the same files:
 
 - decode only (baseline): PIL open + convert('RGB'), no transform, one process;
 - train transform in-process: decode + the 8 augmentation steps + ToTensor, no DataLoader;
+- the same with a generator made per image from its seed, as training's `SeededBatches` keys do;
 - DataLoader (`make_loader`, batch 64, train transform) with 0 and 2 workers;
 - DataLoader with the test transform (resize + ToTensor) and 0 workers.
 
@@ -19,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from benchmarks.common import best_time, save
@@ -71,9 +73,14 @@ def main() -> None:
             for p in paths:
                 train(load_image(p))
 
+        def transform_seeded():
+            for i, p in enumerate(paths):
+                train(load_image(p), np.random.default_rng((0, 1, i // 64, i % 64)))
+
         rates = [
             ("decode only (baseline)", 0, images_per_second(decode, n, args.repeat)),
             ("decode + train transform, no DataLoader", 0, images_per_second(transform_only, n, args.repeat)),
+            ("the same, per-image seeded generator", 0, images_per_second(transform_seeded, n, args.repeat)),
         ]
         for workers in (0, 2):
             rates.append(("DataLoader, train transform", workers, loader_rate(records, train, workers, args.repeat)))
