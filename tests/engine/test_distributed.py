@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from qaconv.config import TrainConfig
+from qaconv.config import recipe_config
 from qaconv.data.synthetic import generate
 from qaconv.engine.checkpoint import read_checkpoint
 from qaconv.engine.train import Trainer
@@ -47,7 +47,7 @@ def test_two_processes_equal_one_process_accumulating_two_batches(tmp_path, devi
     torchrun("--out", str(tmp_path / "ddp"), *flags(config))
 
     torch.set_num_threads(1)  # the same kernels as the single-threaded ranks
-    single = Trainer(TrainConfig(**config, accumulate=2), tmp_path / "single", quiet=True)
+    single = Trainer.from_config(recipe_config({**config, "accumulate": 2}), tmp_path / "single", quiet=True)
     single.fit()
 
     ddp_history = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
