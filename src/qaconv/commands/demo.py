@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
+from qaconv.config import TrainConfig
 from qaconv.engine.demo import SIZES, demo_config, ensure_demo_data
-from qaconv.errors import QAConvError
+from qaconv.lock import FolderLock
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,29 +29,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qaconv.commands.train import describe_recipe, evaluate_run, prepare_run_dir
+    from qaconv.commands.train import check_out_folder
     from qaconv.engine.distributed import init_distributed
-    from qaconv.engine.train import Trainer
 
     start = time.perf_counter()
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise QAConvError(f"--out {out} exists and is not a folder")
+    check_out_folder(out)
     size_name = "quick" if args.quick else "full"
     size = SIZES[size_name]
-    data = out / size_name
-    config = demo_config(data, size, args.device, args.workers, args.seed)  # checks every option
+    config = demo_config(out / size_name, size, args.device, args.workers, args.seed)  # checks every option
     ctx = init_distributed(config.run.device)  # checks the device before any data is made
-    ensure_demo_data(data, size.ids, args.seed, height=2 * config.model.height, width=2 * config.model.width)
-    run_dir = out / ("run-quick" if args.quick else "run")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        print(f"replacing the previous demo run in {run_dir}")
-    prepare_run_dir(run_dir, overwrite=True)
-    trainer = Trainer.from_config(config, run_dir, ctx)
-    print(f"training QAConv-GS on synthetic style A ({len(trainer.loader.dataset)} images, "
-          f"{trainer.sampler.num_classes} ids); {describe_recipe(config)}", flush=True)  # fmt: skip
-    trainer.fit()
-    results = evaluate_run(trainer, config, run_dir)
+    with FolderLock(out, "qaconv demo"):
+        ensure_demo_data(out / size_name, size.ids, args.seed, height=2 * config.model.height,
+                         width=2 * config.model.width)  # fmt: skip
+        run_dir = out / f"run-{size_name}" if args.quick else out / "run"
+        trainer, results = train_and_test(config, run_dir, ctx)
     own, unseen = (results[Path(t).name]["raw"] for t in config.evaluation.testsets)
     print(
         f"\nin-domain (style A test split): Rank-1 {100 * own['rank1']:.1f}%, mAP {100 * own['mAP']:.1f}%\n"
@@ -60,3 +54,19 @@ def run(args: argparse.Namespace) -> int:
         f"curves:     {run_dir / 'training_curves.png'}"
     )
     return 0
+
+
+def train_and_test(config: TrainConfig, run_dir: Path, ctx: Any) -> tuple[Any, dict[str, Any]]:
+    """Replace the previous demo run in `run_dir`, train, and evaluate on both test sets."""
+    from qaconv.commands.train import describe_recipe, evaluate_run, prepare_run_dir, remove_temporary_files
+    from qaconv.engine.train import Trainer
+
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        print(f"replacing the previous demo run in {run_dir}")
+        remove_temporary_files(run_dir)
+    prepare_run_dir(run_dir, overwrite=True)
+    trainer = Trainer.from_config(config, run_dir, ctx)
+    print(f"training QAConv-GS on synthetic style A ({len(trainer.loader.dataset)} images, "
+          f"{trainer.sampler.num_classes} ids); {describe_recipe(config)}", flush=True)  # fmt: skip
+    trainer.fit()
+    return trainer, evaluate_run(trainer, config, run_dir)

@@ -1,16 +1,27 @@
-"""`qaconv train`: train QAConv-GS; every option of the config tree is a flag (qaconv.config)."""
+"""`qaconv train`: train QAConv-GS; every option of the config tree is a flag (qaconv.config).
+
+Everything that can be checked is checked before the first epoch: options, the device, the output folder,
+the training images and the test sets. The run folder is locked while training, temporary files of an
+interrupted run are removed, and `--resume RUN` always works: it continues from the last finished epoch,
+starts again from RUN/config.yaml when no epoch finished, and only evaluates when training had finished.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from qaconv.config import TRAIN_FLAGS, TrainConfig, add_flags, flag_names, given, namer, read_yaml
 from qaconv.config.files import flatten
 from qaconv.config.presets import departures, recipe_config
 from qaconv.config.tree import coerce_options
 from qaconv.errors import QAConvError
+from qaconv.lock import FolderLock
 from qaconv.rundir import RunDir
 
 TRAIN_NAMES = flag_names(TrainConfig, TRAIN_FLAGS)
@@ -26,14 +37,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+# ------------------------------------------------------------------------------------------------- options
+
+
+def _saved_options(run_dir: RunDir) -> tuple[dict[str, Any], str]:
+    """A run's options: its config.yaml, or (when that is gone) the copy inside its checkpoint."""
+    if run_dir.config.is_file():
+        return read_yaml(run_dir.config), str(run_dir.config)
+    if run_dir.checkpoint.is_file():
+        from qaconv.engine.checkpoint import read_checkpoint
+
+        saved = read_checkpoint(run_dir.checkpoint).get("config")
+        if isinstance(saved, dict):
+            return saved, f"{run_dir.checkpoint} (config.yaml is missing)"
+    raise QAConvError(f"--resume {run_dir.path}: not a run folder (no config.yaml and no checkpoint.pt)")
+
+
 def user_options(args: argparse.Namespace) -> dict[str, object]:
-    """{dotted path: value} the user chose: the config file (or a resumed run's config.yaml), then the flags."""
-    source = Path(args.resume) / "config.yaml" if args.resume else args.config
+    """{dotted path: value} the user chose: the config file (or a resumed run's options), then the flags."""
     values: dict[str, object] = {}
-    if source:
-        name = str(source)
-        file_values = flatten(TrainConfig, read_yaml(source), name)
-        values.update(coerce_options(TrainConfig, file_values, lambda path: f"{name}: {path}"))
+    if args.resume:
+        mapping, name = _saved_options(RunDir(args.resume))
+        values["recipe"] = "paper"  # runs made before recipes existed; newer ones record theirs
+    elif args.config:
+        mapping, name = read_yaml(args.config), str(args.config)
+    else:
+        mapping, name = {}, ""
+    values.update(coerce_options(TrainConfig, flatten(TrainConfig, mapping, name), lambda path: f"{name}: {path}"))
     values.update(coerce_options(TrainConfig, given(args), namer(TRAIN_NAMES)))
     return values
 
@@ -43,61 +73,130 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     return recipe_config(user_options(args), namer(TRAIN_NAMES))
 
 
-def prepare_run_dir(out: Path, overwrite: bool) -> None:
-    """Refuse to mix two runs in one folder unless --overwrite, which removes the old run's files."""
-    run_dir = RunDir(out)
-    if out.exists() and not out.is_dir():
-        raise QAConvError(f"--out {out} exists and is not a folder")
-    existing = run_dir.existing()
-    if existing and not overwrite:
-        raise QAConvError(f"{out} already holds a run ({', '.join(existing)}); use --resume {out} or --overwrite")
-    for path in run_dir.run_files():
-        path.unlink(missing_ok=True)
-    for folder in (run_dir.tensorboard, run_dir.report):
-        if folder.is_dir():
-            shutil.rmtree(folder)
-
-
 def describe_recipe(config: TrainConfig) -> str:
     if config.recipe == "scratch":
         return f"recipe: scratch (no pretrained weights; docs/training.md): {departures('scratch')}"
     return "recipe: paper (QAConv 2.1)"
 
 
+# -------------------------------------------------------------------------------------- checks and folders
+
+
+def check_out_folder(out: Path) -> None:
+    """The run folder must be a folder we can create and write, before any work."""
+    if out.exists() and not out.is_dir():
+        raise QAConvError(f"--out {out} exists and is not a folder")
+    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise QAConvError(f"--out {out}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise QAConvError(f"--out {out}: cannot write in {parent}")
+
+
+def check_before_work(config: TrainConfig, device: Any) -> None:
+    """What would otherwise fail after training: the test sets and the evaluation precision."""
+    from qaconv.device import amp_dtype
+    from qaconv.engine.evaluate import load_testset
+
+    amp_dtype(config.optimization.amp, device)
+    if config.evaluation.dtype == "float16" and device.type != "cuda":
+        raise QAConvError(f"--eval-dtype float16 needs a CUDA device (this is {device.type}); use float32 or bfloat16")
+    for name in config.evaluation.testsets:
+        load_testset(name, config.data.data_dir)
+
+
+def prepare_run_dir(out: Path, overwrite: bool) -> None:
+    """Refuse to replace a run's results unless --overwrite; clear what an aborted start left behind."""
+    run_dir = RunDir(out)
+    check_out_folder(out)
+    kept = [p.name for p in (run_dir.checkpoint, run_dir.best, run_dir.results) if p.exists()]
+    if kept and not overwrite:
+        raise QAConvError(f"{out} already holds a run ({', '.join(kept)}); use --resume {out} or --overwrite")
+    for path in run_dir.run_files():
+        path.unlink(missing_ok=True)
+    for folder in (run_dir.tensorboard, run_dir.report):
+        if folder.is_dir():
+            shutil.rmtree(folder)
+    for stale in out.glob("*_score.*") if out.is_dir() else ():
+        stale.unlink()
+
+
+def remove_temporary_files(out: Path) -> None:
+    """Temporary files of writes that an interruption cut short (only the lock holder may do this)."""
+    for tmp in out.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------------- run
+
+
 def run(args: argparse.Namespace) -> int:
     from qaconv.engine.distributed import init_distributed, shutdown
-    from qaconv.engine.train import Trainer
 
     if args.resume and args.out and Path(args.out) != Path(args.resume):
         raise QAConvError("--resume RUN_DIR continues in RUN_DIR; leave out --out or give the same folder")
     if not args.resume and not args.out:
         raise QAConvError("--out RUN_DIR is required (or --resume RUN_DIR)")
     out = Path(args.resume or args.out)
+    check_out_folder(out)
     config = resolve_config(args)
     ctx = init_distributed(config.run.device)
     try:
-        if ctx.is_main and not args.resume:
-            prepare_run_dir(out, args.overwrite)
-        trainer = Trainer.from_config(config, out, ctx, resume=bool(args.resume))
-        if ctx.is_main:
-            print(describe_recipe(config), flush=True)
-        try:
-            trainer.fit()
-        except KeyboardInterrupt:
-            if ctx.is_main:
-                print(f"interrupted; the last finished epoch is saved: qaconv train --resume {out}")
-            raise
-        if ctx.is_main:
-            evaluate_run(trainer, config, out)
+        check_before_work(config, ctx.device)
+        lock = FolderLock(out, "qaconv train") if ctx.is_main else contextlib.nullcontext()
+        with lock:
+            train_in(out, config, ctx, resume=bool(args.resume), overwrite=args.overwrite)
     finally:
         shutdown(ctx)
     return 0
 
 
-def evaluate_run(trainer: object, config: TrainConfig, out: Path) -> dict:
-    """Evaluate the trained model on every --testsets entry with the evaluator of `qaconv evaluate`."""
+def train_in(out: Path, config: TrainConfig, ctx: Any, resume: bool, overwrite: bool) -> None:
+    """Train in the (locked) run folder `out`, then evaluate on the test sets."""
+    from qaconv.engine.train import Trainer
+
+    run_dir = RunDir(out)
+    if ctx.is_main:
+        remove_temporary_files(out)
+        if resume and not run_dir.checkpoint.is_file():
+            print(f"{out}: no epoch had finished; starting the run again from its options", flush=True)
+            resume = False
+            overwrite = True
+        if not resume:
+            prepare_run_dir(out, overwrite)
+    trainer = Trainer.from_config(config, out, ctx, resume=resume)
+    if ctx.is_main:
+        print(describe_recipe(config), flush=True)
+    if resume and trainer.schedule.finished(trainer.epoch) and ctx.is_main:
+        print(f"{out}: training had finished (epoch {trainer.epoch}); give --max-epochs M to train further")
+    try:
+        trainer.fit()
+    except KeyboardInterrupt:
+        if ctx.is_main:
+            done = f"epoch {trainer.history[-1]['epoch']} is saved" if trainer.history else "no epoch had finished"
+            print(f"interrupted ({done}); continue with: qaconv train --resume {out}", flush=True)
+        raise
+    if ctx.is_main:
+        missing = _unevaluated(run_dir, config) if resume else None
+        evaluate_run(trainer, config, out, only=missing)
+
+
+def _unevaluated(run_dir: RunDir, config: TrainConfig) -> list[str]:
+    """The test sets without an entry in results.json (a resumed run evaluates only those)."""
+    from qaconv.engine.evaluate import load_testset
+
+    try:
+        done = json.loads(run_dir.results.read_text()) if run_dir.results.is_file() else {}
+    except ValueError:
+        done = {}
+    return [t for t in config.evaluation.testsets if load_testset(t, config.data.data_dir)[0] not in done]
+
+
+def evaluate_run(trainer: Any, config: TrainConfig, out: Path, only: list[str] | None = None) -> dict:
+    """Evaluate the trained model on every --testsets entry (or those in `only`) as `qaconv evaluate` does."""
     e = config.evaluation
-    if not e.testsets:
+    testsets = e.testsets if only is None else only
+    if not testsets:
         return {}
     from qaconv.engine.evaluate import EvalOptions, run_evaluation
 
@@ -111,12 +210,6 @@ def evaluate_run(trainer: object, config: TrainConfig, out: Path) -> dict:
         tlift=e.tlift,
     )
     return run_evaluation(
-        trainer.model,
-        trainer.matcher,
-        config.model.network(),
-        e.testsets,
-        config.data.data_dir,
-        out,
-        options,
+        trainer.model, trainer.matcher, config.model.network(), testsets, config.data.data_dir, out, options,
         trainer.device,
-    )
+    )  # fmt: skip

@@ -65,10 +65,11 @@ def recipe_config(values: Mapping[str, Any], name: Callable[[str], str] | None =
         _none(values.get("model.pretrained", defaults.model.pretrained)),
         _none(values.get("model.init_from", defaults.model.init_from)),
     )
-    config = apply(TrainConfig(), RECIPES[recipe])
+    name = name or namer(flag_names(TrainConfig, TRAIN_FLAGS))
+    config = apply(TrainConfig(), RECIPES.get(recipe, {}))
     apply(config, values)
     config.recipe = recipe
-    return validate(config, name or namer(flag_names(TrainConfig, TRAIN_FLAGS)))
+    return validate(config, name)
 
 
 def _none(value: Any) -> Any:
