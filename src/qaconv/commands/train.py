@@ -141,14 +141,35 @@ def run(args: argparse.Namespace) -> int:
     check_out_folder(out)
     config = resolve_config(args)
     ctx = init_distributed(config.run.device)
+    finished = False
     try:
         check_before_work(config, ctx.device)
-        lock = FolderLock(out, "qaconv train") if ctx.is_main else contextlib.nullcontext()
-        with lock:
+        with _locked_on_main(out, ctx):
             train_in(out, config, ctx, resume=bool(args.resume), overwrite=args.overwrite)
+        finished = True
     finally:
-        shutdown(ctx)
+        shutdown(ctx, finished)
     return 0
+
+
+@contextlib.contextmanager
+def _locked_on_main(out: Path, ctx: Any) -> Any:
+    """The run folder's lock, held by rank 0; every rank stops when rank 0 could not take it."""
+    from qaconv.engine.distributed import all_reduce_sum
+
+    lock = FolderLock(out, "qaconv train")
+    refused: QAConvError | None = None
+    if ctx.is_main:
+        try:
+            lock.acquire()
+        except QAConvError as exc:
+            refused = exc
+    if all_reduce_sum([float(refused is not None)], ctx)[0]:
+        raise refused or QAConvError(f"{out}: rank 0 could not lock the run folder")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def train_in(out: Path, config: TrainConfig, ctx: Any, resume: bool, overwrite: bool) -> None:
