@@ -62,6 +62,7 @@ def test_search_returns_the_in_process_ranking(client, service, reid, query_imag
     answer = upload(client, query, topk=5)
     expected = reid.search(query, service.index, topk=5)
     assert answer["query"] == hashlib.sha256(query.read_bytes()).hexdigest()[:16]
+    assert (answer["pid"], answer["camid"]) == identity(query.name) != (None, None)
     assert [h["path"] for h in answer["hits"]] == expected.paths[0]
     assert [h["score"] for h in answer["hits"]] == pytest.approx(expected.scores[0].tolist(), abs=1e-5)
     for hit in answer["hits"]:
@@ -69,6 +70,8 @@ def test_search_returns_the_in_process_ranking(client, service, reid, query_imag
         pid, cam = Path(hit["path"]).name.split("_")[:2]
         assert (hit["pid"], hit["camid"]) == (int(pid), int(cam[1]))
     assert answer["search"] == "exhaustive"
+    renamed = client.post("/api/search", files={"image": ("photo.jpg", query.read_bytes())}).json()
+    assert renamed["query"] == answer["query"] and renamed["pid"] is None and renamed["camid"] is None
 
 
 def test_two_stage_search_when_asked(client, service, reid, query_images):

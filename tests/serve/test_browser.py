@@ -43,9 +43,14 @@ def wait(browser, condition, timeout: float = 60):
 
 def hits_of(browser, name: str) -> list:
     """The hit cards once the search for the query file `name` has finished."""
-    wait(browser, lambda b: b.find_element(By.ID, "query-name").text == name)
+    wait(browser, lambda b: b.find_element(By.ID, "query-name").text.startswith(name))
     wait(browser, lambda b: not b.find_element(By.ID, "progress").is_displayed())
     return browser.find_elements(By.CSS_SELECTOR, ".hit")
+
+
+def same_identity(cards: list) -> list[bool]:
+    """Which hit cards are framed as the query's identity."""
+    return ["same-id" in c.get_attribute("class").split() for c in cards]
 
 
 def expected_hits(service, path: Path) -> list[dict]:
@@ -65,6 +70,9 @@ def test_upload_search_and_match_picture(page, service, query_images):
     assert [c.find_element(By.CLASS_NAME, "score").text for c in cards] == [f"{h['score']:.2f}" for h in expected]
     pid, camid = identity(expected[0]["path"])
     assert cards[0].find_element(By.CLASS_NAME, "meta").text == f"id {pid} · cam {camid}"
+    pid, camid = identity(query.name)
+    assert page.find_element(By.ID, "query-name").text == f"{query.name} · id {pid} · cam {camid}"
+    assert same_identity(cards) == [identity(h["path"])[0] == pid for h in expected]
     assert f"{TOPK} best of {len(service.index)}" in page.find_element(By.ID, "result-info").text
     assert page.execute_script("return document.querySelectorAll('.hit img')[0].naturalWidth") > 0
 
@@ -90,8 +98,7 @@ def test_pick_a_gallery_image_as_query(page, service):
     picks[2].click()
     cards = hits_of(page, chosen.name)
     expected = expected_hits(service, chosen)
-    same = ["same-id" in c.get_attribute("class").split() for c in cards]
-    assert same == [identity(h["path"])[0] == identity(str(chosen))[0] for h in expected]
+    assert same_identity(cards) == [identity(h["path"])[0] == identity(str(chosen))[0] for h in expected]
 
 
 def test_drop_a_file_and_see_a_refusal(page, query_images):
@@ -105,7 +112,8 @@ def test_drop_a_file_and_see_a_refusal(page, query_images):
         document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: transfer}));
     """
     page.execute_script(f"(async () => {{ {drop} }})()", "dropped.jpg", None)
-    assert len(hits_of(page, "dropped.jpg")) == TOPK
+    cards = hits_of(page, "dropped.jpg")
+    assert len(cards) == TOPK and not any(same_identity(cards))  # no identity in the name: none framed
     page.execute_script(f"(async () => {{ {drop} }})()", "notes.txt", "not a picture")
     error = wait(page, lambda b: b.find_element(By.ID, "error").is_displayed() and b.find_element(By.ID, "error"))
     assert error.text == "notes.txt: not an image Pillow can read"

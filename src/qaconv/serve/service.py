@@ -121,7 +121,10 @@ class GalleryService:
         return file
 
     def search(self, data: bytes, name: str, topk: int = 10, shortlist: int | None = None) -> dict[str, Any]:
-        """Rank the index for an uploaded image: {"query": ID, "hits": [{"path", "score", "pid", "camid"}], ...}."""
+        """Rank the index for an uploaded image: {"query": ID, "hits": [{"path", "score", "pid", "camid"}], ...}.
+
+        The answer also gives the query's pid and camid when its file `name` carries them.
+        """
         if not 1 <= topk <= MAX_TOPK:
             raise RequestError(f"topk must be between 1 and {MAX_TOPK}, got {topk}")
         if shortlist is not None:
@@ -142,7 +145,7 @@ class GalleryService:
             for path, score in zip(result.paths[0], result.scores[0].tolist(), strict=True)
         ]
         mode = "exhaustive" if shortlist is None else f"two-stage (shortlist {shortlist})"
-        return {"query": key, "hits": hits, "search": mode, "seconds": round(seconds, 4)}
+        return {"query": key, **self._identity(name), "hits": hits, "search": mode, "seconds": round(seconds, 4)}
 
     def match(self, query: str, gallery: str) -> tuple[bytes, float]:
         """The PNG correspondence picture of a searched query and one index image, and their score."""

@@ -4,7 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 const PICKER_PAGE = 24;
-const state = { health: null, blob: null, name: "", pid: null, queryId: null, pickerOffset: 0, busy: false };
+const state = { health: null, blob: null, name: "", queryId: null, pickerOffset: 0, busy: false };
 
 function imageUrl(path) {
   return "/api/image?path=" + encodeURIComponent(path);
@@ -61,10 +61,9 @@ async function loadHealth() {
   }
 }
 
-function setQuery(blob, name, pid) {
+function setQuery(blob, name) {
   state.blob = blob;
   state.name = name;
-  state.pid = pid === undefined ? null : pid;
   const img = $("query-img");
   if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
   img.src = URL.createObjectURL(blob);
@@ -114,12 +113,14 @@ async function search() {
 
 function showHits(result, seconds) {
   state.queryId = result.query;
+  const who = identityText(result);
+  $("query-name").textContent = who ? `${state.name} · ${who}` : state.name;
   const list = $("hits");
   list.replaceChildren();
   result.hits.forEach((hit, i) => {
     const item = document.createElement("li");
     item.className = "hit";
-    if (state.pid !== null && hit.pid === state.pid) item.classList.add("same-id");
+    if (result.pid !== null && hit.pid === result.pid) item.classList.add("same-id");
     const button = document.createElement("button");
     button.type = "button";
     button.title = hit.path;
@@ -141,7 +142,7 @@ function showHits(result, seconds) {
     item.append(button);
     list.append(item);
   });
-  const same = state.pid !== null ? " · green: the query's identity (from the file names)" : "";
+  const same = result.pid !== null ? " · green: the query's identity (by file name)" : "";
   $("result-info").textContent =
     `${result.hits.length} best of ${state.health ? state.health.index.images.toLocaleString() : "?"} · ` +
     `${result.search} · ${seconds.toFixed(2)} s${same} · click a hit to see why it matches`;
@@ -206,7 +207,7 @@ async function pickGallery(item) {
   try {
     const response = await fetch(imageUrl(item.path));
     if (!response.ok) await readJson(response);
-    setQuery(await response.blob(), baseName(item.path), item.pid);
+    setQuery(await response.blob(), baseName(item.path));
   } catch (err) {
     showError(err.message);
   }

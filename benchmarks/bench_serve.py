@@ -1,0 +1,121 @@
+"""`qaconv serve`: latency of search and match through the web server against the same calls in process.
+
+The gallery is the one `qaconv demo` tests on (synthetic style B: 300 identities, 4 cameras, about
+1,300 gallery images of 128 x 64; `--quick`: the quick demo's 160 identities), indexed with a model
+of the demo's architecture (ResNet-18 IBN-b to layer3, neck 64, 128 x 64 input; random weights, as
+only the time matters). The server runs on a thread of this process (uvicorn on 127.0.0.1) and is
+called over HTTP with the query file's bytes; the baseline is the same `ReID` call in process:
+`reid.search(query, index, topk=20)` and `reid.match(query, hit).plot()`. `overhead ms` is the
+difference (upload, multipart parsing and decoding, JSON or PNG encoding, HTTP), the price of the app
+per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx2
+import torch
+
+from benchmarks.common import save
+from qaconv.config import ModelConfig
+from qaconv.data.synthetic import generate
+from qaconv.engine.checkpoint import build_model, model_payload, save_checkpoint
+from qaconv.inference import GalleryIndex, ReID
+from qaconv.serve import GalleryService
+from qaconv.serve.app import create_app
+from qaconv.serve.server import BackgroundServer
+
+DEMO_MODEL = ModelConfig(arch="resnet18", ibn="b", final_layer="layer3", neck=64, height=128, width=64)
+TOPK = 20
+SHORTLIST = 100
+
+
+def demo_gallery(root: Path, num_ids: int) -> tuple[ReID, GalleryIndex, list[Path]]:
+    """The demo's test style written to `root`, a demo-sized model, its index, and the query images."""
+    data = root / "synth-B"
+    generate(data, num_ids=num_ids, num_cams=4, seed=1, style="B")
+    torch.manual_seed(0)
+    model, matcher = build_model(DEMO_MODEL)
+    checkpoint = save_checkpoint(model_payload(model, matcher, DEMO_MODEL), root / "run" / "checkpoint.pt")
+    reid = ReID.from_checkpoint(checkpoint, device="cpu")
+    index = reid.build_index(data / "bounding_box_test", root / "gallery.idx")
+    return reid, index, sorted((data / "query").glob("*.jpg"))
+
+
+def interleaved_best(a: Callable[[], object], b: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Best seconds of `a` and of `b` over `repeat` alternating calls each (after one warm-up of each),
+    so that the load of a shared machine falls on both alike."""
+    a(), b()
+    best = [float("inf"), float("inf")]
+    for _ in range(repeat):
+        for i, fn in enumerate((a, b)):
+            start = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best[0], best[1]
+
+
+def measure(reid: ReID, index: GalleryIndex, query: Path, repeat: int) -> list[dict]:
+    """Rows for exhaustive search, two-stage search and one match picture, in process and through the server."""
+    gallery = reid.search(query, index, topk=TOPK).paths[0][0]
+    files = {"image": (query.name, query.read_bytes())}
+    exhaustive, two_stage = {"topk": TOPK}, {"topk": TOPK, "shortlist": SHORTLIST}
+    rows = []
+    with (
+        BackgroundServer(create_app(GalleryService(reid, index))) as server,
+        httpx2.Client(base_url=server.url, timeout=120) as client,
+    ):
+        query_id = client.post("/api/search", files=files, data=exhaustive).raise_for_status().json()["query"]
+        calls = {
+            f"search, exhaustive, top-{TOPK}": (
+                lambda: reid.search(query, index, topk=TOPK),
+                lambda: client.post("/api/search", files=files, data=exhaustive),
+            ),
+            f"search, two-stage (shortlist {SHORTLIST}), top-{TOPK}": (
+                lambda: reid.search(query, index, topk=TOPK, shortlist=SHORTLIST),
+                lambda: client.post("/api/search", files=files, data=two_stage),
+            ),
+            "match picture": (
+                lambda: reid.match(query, gallery).plot(),
+                lambda: client.get("/api/match", params={"query": query_id, "gallery": gallery}),
+            ),
+        }
+        for name, (in_process, through_server) in calls.items():
+            local_s, server_s = interleaved_best(in_process, lambda f=through_server: f().raise_for_status(), repeat)
+            rows.append(
+                {
+                    "request": name,
+                    "gallery": len(index),
+                    "in process ms": 1e3 * local_s,
+                    "server ms": 1e3 * server_s,
+                    "overhead ms": 1e3 * (server_s - local_s),
+                    "server / in process": server_s / local_s,
+                }
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="the quick demo's gallery (160 ids), 3 repeats")
+    args = parser.parse_args()
+    num_ids, repeat = (160, 3) if args.quick else (300, 5)
+    with tempfile.TemporaryDirectory() as tmp:
+        reid, index, queries = demo_gallery(Path(tmp), num_ids)
+        rows = measure(reid, index, queries[0], repeat)
+    save(
+        "serve",
+        rows,
+        notes=f"synthetic style B, {num_ids} identities ({len(index)} gallery images), the demo's model "
+        f"(ResNet-18 IBN-b, 64 x 8 x 4 maps), CPU; best of {repeat}; server on 127.0.0.1 in the same process; "
+        f"{'--quick' if args.quick else 'full'} run",
+    )
+
+
+if __name__ == "__main__":
+    main()
