@@ -6,8 +6,9 @@ of the demo's architecture (ResNet-18 IBN-b to layer3, neck 64, 128 x 64 input; 
 only the time matters). The server runs on a thread of this process (uvicorn on 127.0.0.1) and is
 called over HTTP with the query file's bytes; the baseline is the same `ReID` call in process:
 `reid.search(query, index, topk=20)` and `reid.match(query, hit).plot()`. `overhead ms` is the
-difference (upload, multipart parsing and decoding, JSON or PNG encoding, HTTP), the price of the app
-per request.
+difference of the wall times (upload, multipart parsing and decoding, JSON or PNG encoding, HTTP),
+the price of the app per request; the CPU columns are this process's CPU time per call (server and
+client are both in it), steadier than wall time on a shared machine.
 """
 
 from __future__ import annotations
@@ -47,17 +48,20 @@ def demo_gallery(root: Path, num_ids: int) -> tuple[ReID, GalleryIndex, list[Pat
     return reid, index, sorted((data / "query").glob("*.jpg"))
 
 
-def interleaved_best(a: Callable[[], object], b: Callable[[], object], repeat: int) -> tuple[float, float]:
-    """Best seconds of `a` and of `b` over `repeat` alternating calls each (after one warm-up of each),
-    so that the load of a shared machine falls on both alike."""
+def interleaved_best(a: Callable[[], object], b: Callable[[], object], repeat: int) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds of `a` and of `b`, each the best of `repeat` alternating calls after one warm-up.
+
+    Alternating puts the load of a shared machine on both alike. CPU is this process's time, all
+    threads (torch's, the server's and the client's), which a busy machine inflates less than wall time.
+    """
     a(), b()
-    best = [float("inf"), float("inf")]
+    best = [[float("inf")] * 2, [float("inf")] * 2]
     for _ in range(repeat):
         for i, fn in enumerate((a, b)):
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             fn()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best[0], best[1]
+            best[i] = [min(best[i][0], time.perf_counter() - wall), min(best[i][1], time.process_time() - cpu)]
+    return [tuple(x) for x in best]
 
 
 def measure(reid: ReID, index: GalleryIndex, query: Path, repeat: int) -> list[dict]:
@@ -86,15 +90,17 @@ def measure(reid: ReID, index: GalleryIndex, query: Path, repeat: int) -> list[d
             ),
         }
         for name, (in_process, through_server) in calls.items():
-            local_s, server_s = interleaved_best(in_process, lambda f=through_server: f().raise_for_status(), repeat)
+            local, server = interleaved_best(in_process, lambda f=through_server: f().raise_for_status(), repeat)
             rows.append(
                 {
                     "request": name,
                     "gallery": len(index),
-                    "in process ms": 1e3 * local_s,
-                    "server ms": 1e3 * server_s,
-                    "overhead ms": 1e3 * (server_s - local_s),
-                    "server / in process": server_s / local_s,
+                    "in process ms": 1e3 * local[0],
+                    "server ms": 1e3 * server[0],
+                    "overhead ms": 1e3 * (server[0] - local[0]),
+                    "server / in process": server[0] / local[0],
+                    "CPU ms in process": 1e3 * local[1],
+                    "CPU ms server": 1e3 * server[1],
                 }
             )
     return rows

@@ -22,7 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only; 0.0.0.0: every one)"
     )
     parser.add_argument("--port", type=int, default=8000, help="port to listen on; 0 picks a free one (8000)")
-    parser.add_argument("--max-upload-mb", type=float, default=10.0, help="largest query upload accepted, MiB (10)")
+    parser.add_argument(
+        "--max-upload-mb", type=float, default=10.0, metavar="MB", help="largest query upload accepted, MiB (10)"
+    )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (auto)")
     parser.set_defaults(func=run)
 

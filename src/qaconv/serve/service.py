@@ -48,7 +48,7 @@ class GalleryService:
         self.index = index
         self.max_upload_bytes = max_upload_bytes
         self.queries = queries or QueryStore()
-        self._positions = {path: i for i, path in enumerate(index.paths)}
+        self._paths = frozenset(index.paths)
         self._lock = threading.Lock()
 
     @classmethod
@@ -113,7 +113,7 @@ class GalleryService:
 
     def image_path(self, path: str) -> Path:
         """The file of one of the index's images; any other path (or one gone from disk) is NotFound."""
-        if path not in self._positions:
+        if path not in self._paths:
             raise NotFound(f"{path!r} is not an image of the index {self.index.root}")
         file = Path(path)
         if not file.is_file():
