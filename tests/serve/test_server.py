@@ -59,6 +59,16 @@ def test_port_in_use_is_a_clear_error(capsys, index_dir, checkpoint):
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
 
 
+def test_without_the_serve_extra_the_command_says_what_to_install(monkeypatch, capsys, index_dir, checkpoint):
+    for name in ("qaconv.serve.app", "qaconv.serve.server"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi now raises ImportError
+    assert main(["serve", "--index", str(index_dir), "--checkpoint", str(checkpoint)]) == 2
+    assert "needs the optional packages fastapi, uvicorn and python-multipart: pip install 'qaconv[serve]'" in (
+        capsys.readouterr().err
+    )
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
