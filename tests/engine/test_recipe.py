@@ -1,10 +1,10 @@
 """The from-scratch recipe learns where the settings of the earlier demo do not (docs/training.md).
 
-Eight training identities, ResNet-18 IBN-b to layer2 at 64 x 32 from random weights, P x K batches of all eight
-classes (one batch per epoch), 150 iterations. Both settings learn to rank (the training accuracy rises), but the triplet loss can
-only fall below the margin once the matcher's logit scale grows: the earlier demo slowed the matcher to 0.01x
-to keep the scale from collapsing, which also keeps it from growing, so its loss stays near the margin; the
-scratch recipe lets it grow from a floor at 1.
+Eight training identities, ResNet-18 IBN-b to layer2 at 64 x 32 from random weights, P x K batches of all
+eight classes (one batch per epoch), 150 iterations. Both settings learn to rank (the training accuracy rises),
+but the triplet loss can only fall below the margin once the matcher's logit scale grows: the earlier demo
+slowed the matcher to 0.01x to keep the scale from collapsing, which also keeps it from growing, so its loss
+stays near the margin; the scratch recipe lets it grow from a floor at 1.
 """
 
 import numpy as np
