@@ -233,6 +233,17 @@ def _find_layout(spec: DatasetSpec, root: str) -> str | None:
     return next((c for c in _candidates(spec, root) if _has_layout(c, spec.required)), None)
 
 
+def closest_layout(spec: DatasetSpec, root: str) -> tuple[str, list[str]]:
+    """The folder under `root` that comes closest to `spec`'s layout (root itself on ties) and the required
+    paths it lacks (all of them when no folder holds any)."""
+    best, best_missing = root, list(spec.required)
+    for cand in _candidates(spec, root):
+        missing = [rel for rel in spec.required if not _exists(cand, rel)]
+        if len(missing) < len(best_missing):
+            best, best_missing = cand, missing
+    return best, best_missing
+
+
 def locate_dataset(spec: DatasetSpec, root: str | os.PathLike) -> str:
     """The absolute folder that holds `spec`'s layout, starting from `root`; QAConvError if there is none."""
     root = os.path.abspath(os.path.expanduser(os.fspath(root)))
@@ -241,12 +252,7 @@ def locate_dataset(spec: DatasetSpec, root: str | os.PathLike) -> str:
     found = _find_layout(spec, root)
     if found is not None:
         return found
-    # Name what is missing in the candidate that came closest (the root itself on ties).
-    best, best_missing = root, list(spec.required)
-    for cand in _candidates(spec, root):
-        missing = [rel for rel in spec.required if not _exists(cand, rel)]
-        if len(missing) < len(best_missing):
-            best, best_missing = cand, missing
+    best, best_missing = closest_layout(spec, root)
     raise QAConvError(
         f"no {spec.name} data set in {root}: {best} lacks {', '.join(best_missing)}; "
         f"expected {spec.layout} (see {DOCS})"
