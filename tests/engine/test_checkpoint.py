@@ -84,3 +84,13 @@ def test_published_checkpoint_imports_into_model_and_matcher(tmp_path):
     torch.save({"state_dict": {}}, tmp_path / "other.pth")
     with pytest.raises(QAConvError, match="--init-from: .* has no 'model' and 'criterion' entries"):
         import_published_checkpoint(tmp_path / "other.pth", model, matcher)
+
+
+def test_non_finite_weights_are_refused_with_their_key(tmp_path):
+    model, matcher = build_model(CONFIG)
+    with torch.no_grad():
+        model.neck_conv.weight[0, 0] = float("inf")
+    save_checkpoint(model_payload(model, matcher, CONFIG), tmp_path / "diverged.pt")
+    message = r"diverged.pt holds non-finite weights \(NaN or inf, first in model\.neck_conv"
+    with pytest.raises(QAConvError, match=message):
+        load_model(tmp_path / "diverged.pt")
