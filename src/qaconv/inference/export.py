@@ -43,22 +43,15 @@ _SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
 class EvalMatcher(nn.Module):
     """The eval-mode QAConv as a plain module: forward(prob [P,C,h,w], gal [G,C,h,w]) -> scores [P, G].
 
-    score = scale * (weight . max_r sim[:, r] + weight . max_s sim[s, :]) + offset, with
-    (weight, scale, offset) = QAConv.eval_affine(); scriptable and ONNX-exportable.
+    The score chain of `QAConv.eval_affine()` (an `EvalScorer`); scriptable and ONNX-exportable.
     """
 
     def __init__(self, matcher: QAConv) -> None:
         super().__init__()
-        weight, scale, offset = matcher.eval_affine()
-        self.register_buffer("weight", weight.clone())
-        self.register_buffer("scale", scale.clone())
-        self.register_buffer("offset", offset.clone())
+        self.scorer = matcher.eval_affine()
 
     def forward(self, prob: Tensor, gal: Tensor) -> Tensor:
-        sim = torch.einsum("pcs,gcr->pgsr", prob.flatten(2).float(), gal.flatten(2).float())
-        best_in_gal = (sim.amax(dim=3) * self.weight).sum(dim=-1)
-        best_in_prob = (sim.amax(dim=2) * self.weight).sum(dim=-1)
-        return self.scale * (best_in_gal + best_in_prob) + self.offset
+        return self.scorer(prob, gal)
 
 
 def require_onnx(purpose: str = "ONNX export") -> None:
