@@ -194,7 +194,7 @@ def folder_swap(out: str | os.PathLike) -> Iterator[Path]:
     On an exception (or Ctrl-C) the hidden folder is removed and `out` is left as it was. Stale partial
     folders of killed processes are removed first.
     """
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # "." or "x/" have no name to derive the hidden names from
     remove_stale_partials(out)
     tmp = _hidden(out, _PARTIAL, os.getpid())
     tmp.mkdir(parents=True)
