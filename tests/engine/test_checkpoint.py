@@ -102,3 +102,13 @@ def test_a_qaconv_run_folder_or_checkpoint_is_a_warm_start(tmp_path):
         load_initial_weights(tmp_path / "run", model, matcher, other)
     with pytest.raises(QAConvError, match="no checkpoint.pt in that folder"):
         load_initial_weights(tmp_path, model, matcher, other)
+
+
+def test_non_finite_weights_are_refused_with_their_key(tmp_path):
+    model, matcher = build_model(CONFIG)
+    with torch.no_grad():
+        model.neck_conv.weight[0, 0] = float("inf")
+    save_checkpoint(model_payload(model, matcher, CONFIG), tmp_path / "diverged.pt")
+    message = r"diverged.pt holds non-finite weights \(NaN or inf, first in model\.neck_conv"
+    with pytest.raises(QAConvError, match=message):
+        load_model(tmp_path / "diverged.pt")

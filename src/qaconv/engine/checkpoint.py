@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from torch import nn
 
 from qaconv.config import ModelConfig
 from qaconv.errors import QAConvError
+from qaconv.io import atomic_torch_save
 from qaconv.matching import QAConv
 from qaconv.models import FeatureMapNet
 
@@ -30,23 +29,9 @@ BEST = "best.pt"
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
-    """Write `payload` with torch.save to a temporary file beside `path`, then rename it over `path`.
-
-    A crash or Ctrl-C during the write leaves the previous checkpoint intact.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write `payload` with torch.save atomically (`qaconv.io.atomic_torch_save`): a crash or Ctrl-C during
+    the write leaves the previous checkpoint intact; a failed write (a full disk) is a one-line error."""
+    return atomic_torch_save(payload, path)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -138,6 +123,7 @@ def load_model(path: str | Path, device: torch.device | str | None = None) -> tu
     load_state(model, payload["model"], f"{source} model")
     load_state(matcher, payload["matcher"], f"{source} matcher")
     check_compatible(model, matcher, config, source)
+    check_finite(model, matcher, source)
     return model.to(device or "cpu").eval(), matcher.to(device or "cpu").eval(), config
 
 
@@ -149,6 +135,17 @@ def check_compatible(model: FeatureMapNet, matcher: QAConv, config: ModelConfig,
         raise QAConvError(
             f"{source}: the model makes feature maps of C, H, W = {feature} but the matcher expects {expected}"
         )
+
+
+def check_finite(model: nn.Module, matcher: nn.Module, source: str) -> None:
+    """Refuse weights or statistics that are NaN or infinite (a diverged training): they give NaN scores."""
+    for prefix, module in (("model.", model), ("matcher.", matcher)):
+        for name, tensor in module.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise QAConvError(
+                    f"{source} holds non-finite weights (NaN or inf, first in {prefix}{name}): the training "
+                    "diverged; use an earlier checkpoint"
+                )
 
 
 def _is_published(payload: Any) -> bool:

@@ -16,7 +16,6 @@ from typing import NamedTuple
 from qaconv.errors import QAConvError
 
 DOCS = "docs/datasets.md"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 SPLITS = ("train", "query", "gallery")
 
 
@@ -313,18 +312,6 @@ def open_dataset(name_or_path: str, data_dir: str | os.PathLike = "data", combin
 
 
 # --------------------------------------------------------------------------------------- parse helpers
-
-
-def list_images(folder: str) -> list[str]:
-    """Sorted names of the image files in `folder` (one scandir, no stat; hidden files skipped)."""
-    with os.scandir(folder) as it:
-        names = [
-            e.name
-            for e in it
-            if not e.name.startswith(".") and e.name.lower().endswith(IMAGE_EXTENSIONS) and e.is_file()
-        ]
-    names.sort()
-    return names
 
 
 def relabel_sorted(pids: Iterable[int]) -> dict[int, int]:
