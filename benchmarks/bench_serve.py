@@ -1,6 +1,6 @@
 """`qaconv serve`: latency of search and match through the web server against the same calls in process.
 
-The gallery is the one `qaconv demo` tests on (synthetic style B: 300 identities, 4 cameras, about
+The gallery is a demo-sized synthetic one (style B: 300 identities, 4 cameras, about
 1,300 gallery images of 128 x 64; `--quick`: the quick demo's 160 identities), indexed with a model
 of the demo's architecture (ResNet-18 IBN-b to layer3, neck 64, 128 x 64 input; random weights, as
 only the time matters). The server runs on a thread of this process (uvicorn on 127.0.0.1) and is

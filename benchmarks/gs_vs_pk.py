@@ -210,10 +210,15 @@ def epoch_stats(trainer: Trainer, stats: dict[str, Any], siblings: np.ndarray) -
 
 def train_warm_start(setting: Setting, iterations: int, num_classes: int) -> None:
     """The shared warm start: the scratch recipe with P x K batches (seed 0), for about `iterations`
-    iterations (whole P x K epochs of ceil(classes / 32) batches), written as a run folder."""
+    iterations (whole P x K epochs of ceil(classes / 32) batches), written as a run folder; a finished one of
+    the same length is reused."""
     config = run_config(setting, "scratch", "pk", seed=0)
     epochs = max(1, round(iterations / -(-num_classes // 32)))
     config.schedule.max_epochs = config.schedule.step_factor = epochs  # fixed schedule, no decay before the end
+    metrics = setting.warm_start.parent / "metrics.jsonl"
+    if setting.warm_start.is_file() and metrics.is_file() and len(metrics.read_text().splitlines()) == epochs:
+        print(f"reusing the warm start in {setting.warm_start.parent}")
+        return
     Trainer.from_config(config, setting.warm_start.parent, quiet=True).fit()
 
 

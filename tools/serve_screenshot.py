@@ -1,7 +1,7 @@
 """Take the screenshots of docs/serve.md: the page of `qaconv serve` after a search, and a hit's match picture.
 
     python tools/serve_screenshot.py --index runs/demo/run/gallery.idx --checkpoint runs/demo/run \\
-        --query runs/demo/full/data/synth-B/query/0151_c1s1_000018_00.jpg
+        --query runs/demo/full/synth-A/query/0301_c1s1_000018_00.jpg
 
 Serves the index on a free local port, drives headless Chromium (tests/serve/chromium.py) through an
 upload, and writes docs/serve.png (the ranked hits) and docs/serve-match.png (the dialog of one hit).

@@ -1,8 +1,8 @@
 """`qaconv demo`: the whole method on a laptop CPU, with nothing to download.
 
 Generates a synthetic pedestrian data set in two styles (domains), trains QAConv with graph sampling on
-style A from random weights with the from-scratch recipe, and evaluates on style A's own test split (the
-in-domain result) and on the unseen style B (the paper's cross-data-set protocol in miniature), so a user
+style B from random weights with the from-scratch recipe, and evaluates on style B's own test split (the
+in-domain result) and on the unseen style A (the paper's cross-data-set protocol in miniature), so a user
 sees both that the model learned and the domain gap.
 """
 
@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from qaconv.config import TrainConfig
-from qaconv.engine.demo import SIZES, demo_config, ensure_demo_data
+from qaconv.engine.demo import SIZES, TRAIN_STYLE, UNSEEN_STYLE, demo_config, ensure_demo_data
 from qaconv.lock import FolderLock
+from qaconv.serve import serve_commands
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="train on synthetic style A, test on unseen style B (CPU, minutes)")
+    parser = subparsers.add_parser("demo", help="train on synthetic style B, test on the unseen style A (CPU, minutes)")
     parser.add_argument("--quick", action="store_true", help="a smaller run (under 3 minutes on 2 CPU cores)")
     parser.add_argument("--out", default="runs/demo", help="folder for the data and the run (default: runs/demo)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
@@ -46,14 +47,20 @@ def run(args: argparse.Namespace) -> int:
         trainer, results = train_and_test(config, run_dir, ctx)
     own, unseen = (results[Path(t).name]["raw"] for t in config.evaluation.testsets)
     print(
-        f"\nin-domain (style A test split): Rank-1 {100 * own['rank1']:.1f}%, mAP {100 * own['mAP']:.1f}%\n"
-        f"unseen style B:                 Rank-1 {100 * unseen['rank1']:.1f}%, mAP {100 * unseen['mAP']:.1f}%\n"
+        f"\n{f'in-domain (style {TRAIN_STYLE} test split):':32} {_metrics(own)}\n"
+        f"{f'unseen style {UNSEEN_STYLE}:':32} {_metrics(unseen)}\n"
         f"training loss {trainer.history[0]['loss']:.2f} -> {trainer.history[-1]['loss']:.2f} "
         f"(margin {config.optimization.margin:g}); {time.perf_counter() - start:.0f} s in all\n"
         f"checkpoint: {run_dir / 'checkpoint.pt'}\nresults:    {run_dir / 'results.json'}\n"
-        f"curves:     {run_dir / 'training_curves.png'}"
+        f"curves:     {run_dir / 'training_curves.png'}\n"
+        "search the unseen style's gallery in a browser (needs the serve extra, docs/serve.md):\n  "
+        + "\n  ".join(serve_commands(run_dir, Path(config.evaluation.testsets[1]) / "bounding_box_test"))
     )
     return 0
+
+
+def _metrics(raw: dict[str, float]) -> str:
+    return f"Rank-1 {100 * raw['rank1']:.1f}%, mAP {100 * raw['mAP']:.1f}%"
 
 
 def train_and_test(config: TrainConfig, run_dir: Path, ctx: Any) -> tuple[Any, dict[str, Any]]:
@@ -66,7 +73,7 @@ def train_and_test(config: TrainConfig, run_dir: Path, ctx: Any) -> tuple[Any, d
         remove_temporary_files(run_dir)
     prepare_run_dir(run_dir, overwrite=True)
     trainer = Trainer.from_config(config, run_dir, ctx)
-    print(f"training QAConv-GS on synthetic style A ({len(trainer.loader.dataset)} images, "
+    print(f"training QAConv-GS on synthetic style {TRAIN_STYLE} ({len(trainer.loader.dataset)} images, "
           f"{trainer.sampler.num_classes} ids); {describe_recipe(config)}", flush=True)  # fmt: skip
     trainer.fit()
     return trainer, evaluate_run(trainer, config, run_dir)

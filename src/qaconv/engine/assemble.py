@@ -20,7 +20,7 @@ from qaconv.data import open_dataset
 from qaconv.data.loader import EpochLoader, ImageDataset, seed_everything
 from qaconv.data.samplers import build_sampler
 from qaconv.data.transforms import build_train_transform
-from qaconv.device import amp_dtype
+from qaconv.device import amp_dtype, half_on_cuda
 from qaconv.engine.callbacks import Callback, Checkpointer, ConsoleLog, CurvePlot, MetricsLog, Progress, TensorBoardLog
 from qaconv.engine.checkpoint import build_model, load_initial_weights, load_state, read_checkpoint
 from qaconv.engine.distributed import DistContext
@@ -61,7 +61,7 @@ def representative_extractor(model: nn.Module, records: list[Any], config: Train
             num_workers=c.run.workers,
             device=device,
             autocast_dtype=dtype,
-            out_dtype=torch.float16 if device.type == "cuda" else torch.float32,
+            out_dtype=half_on_cuda(device),
         ).to(device)
 
     return extract

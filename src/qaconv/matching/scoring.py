@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from qaconv.device import half_on_cuda
 from qaconv.errors import QAConvError
 from qaconv.matching.eval_scorer import EvalScorer, locations_by_row
 from qaconv.matching.qaconv import QAConv
@@ -24,11 +25,6 @@ CPU_TILE_MIB = 8  # measured on the benchmark machine: tiles near L2+L3 size kee
 GPU_TILE_MAX_MIB = 2048
 _CPU_DTYPES = (torch.float32, torch.bfloat16)
 _CUDA_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-
-
-def default_dtype(device: torch.device) -> torch.dtype:
-    """float16 on CUDA (the published evaluation's precision), float32 elsewhere."""
-    return torch.float16 if device.type == "cuda" else torch.float32
 
 
 def tile_bytes(device: torch.device, tile_mib: float | None = None) -> int:
@@ -114,7 +110,7 @@ def score_blocks(
     _check_block(prob_block, "prob_block")
     _check_block(gal_block, "gal_block")
     device = torch.device(device) if device is not None else _matcher_device(matcher)
-    dtype = dtype or default_dtype(device)
+    dtype = dtype or half_on_cuda(device)
     _check_dtype(dtype, device)
     scorer = matcher.eval_affine().to(device)
     itemsize = torch.empty((), dtype=dtype).element_size()

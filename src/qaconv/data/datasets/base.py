@@ -70,14 +70,6 @@ class ReIDDataset:
         return len({r.pid for r in self.train})
 
     @property
-    def num_query_ids(self) -> int:
-        return len({r.pid for r in self.query})
-
-    @property
-    def num_gallery_ids(self) -> int:
-        return len({r.pid for r in self.gallery})
-
-    @property
     def num_cams(self) -> int:
         """1 + the largest camera id over all splits (camera ids are 0-based); 0 for an empty data set."""
         return 1 + max((r.camid for s in SPLITS for r in self.split(s)), default=-1)

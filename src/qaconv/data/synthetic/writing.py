@@ -6,7 +6,6 @@ and up to BATCH_IMAGES shots of it), so no state is shared between processes or 
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import shutil
@@ -22,6 +21,7 @@ from qaconv.data.synthetic.config import SynthConfig
 from qaconv.data.synthetic.planning import FPS, GALLERY, SPLIT_DIRS, Plan, Shot, make_plan
 from qaconv.data.synthetic.rendering import RenderJob, render_image
 from qaconv.errors import QAConvError
+from qaconv.io import atomic_write_json
 
 GENERATOR_VERSION = "1.0"
 BATCH_IMAGES = 32  # images per task: enough to make sending a background to a worker cheap
@@ -213,7 +213,7 @@ def generate(
     try:
         _replace_outputs(out)
         _write_images(_batches(plan, job, out, config.quality), int(workers) if workers else default_workers())
-        (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        atomic_write_json(out / "meta.json", meta)
     except OSError as exc:
         raise QAConvError(f"writing the data set to {out} failed: {exc}") from None
     return meta
