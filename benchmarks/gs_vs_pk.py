@@ -323,11 +323,33 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", default=str(ROOT / "runs" / "gs_vs_pk"), help="folder for data and the warm start")
     parser.add_argument("--results", help="write the rows to this JSON file instead of benchmarks/results/")
     parser.add_argument("--plot", help="PNG path (default docs/gs_vs_pk.png; --quick <out>/gs_vs_pk-quick.png)")
+    parser.add_argument(
+        "--merge", help="comma-separated --results files of runs made in parallel (one scenario each): write their "
+        "rows to benchmarks/results/ and the plot, train nothing"
+    )  # fmt: skip
     return parser.parse_args()
+
+
+def merge(files: list[str], plot_path: Path) -> None:
+    """One results file and one plot from the --results files of scenarios run as parallel processes."""
+    parts = [json.loads(Path(f).read_text()) for f in files]
+    rows = [row for part in parts for row in part["rows"]]
+    summary = summarise(rows)
+    print(markdown_table(summary))
+    plot(summary, plot_path, "train synthetic style A (1000 classes), test unseen style B; ResNet-18 IBN-b 64x32, "
+         f"B=64, K=2; {len({r['seed'] for r in rows})} seeds; mean ± std")  # fmt: skip
+    save(
+        "gs_vs_pk",
+        rows,
+        notes=" | ".join(part["notes"] for part in parts) + f" | merged with --merge {','.join(files)}",
+    )
 
 
 def main() -> None:
     args = parse_args()
+    if args.merge:
+        merge(args.merge.split(","), Path(args.plot) if args.plot else ROOT / "docs" / "gs_vs_pk.png")
+        return
     quick = args.quick
     pick = lambda value, full, short: value if value is not None else (short if quick else full)  # noqa: E731
     seeds = [int(s) for s in (args.seeds or ("0" if quick else "0,1,2")).split(",")]
