@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from qaconv.engine import evaluate as ev
-from qaconv.engine.evaluate import EvalOptions, evaluate_maps, rerank_maps, top_n
+from qaconv.engine.evaluate import EvalOptions, Side, evaluate_maps, rerank_maps, top_n
 from qaconv.errors import QAConvError
 from qaconv.matching import QAConv, pair_scores
 from qaconv.metrics import evaluate_rank, k_reciprocal_rerank, tlift
@@ -46,6 +46,10 @@ def make_problem(num_query=13, num_gallery=29, num_ids=5, seed=0):
     return maps(q_pids), maps(g_pids), q_pids.numpy(), q_cams.numpy(), g_pids.numpy(), g_cams.numpy()
 
 
+def sides(q_pids, q_cams, g_pids, g_cams, q_times=None, g_times=None):
+    return Side.of("q", len(q_pids), q_pids, q_cams, q_times), Side.of("g", len(g_pids), g_pids, g_cams, g_times)
+
+
 def dense_scores(matcher, prob, gal):
     with torch.no_grad():
         return matcher.eval()(prob, gal).numpy()
@@ -68,10 +72,7 @@ def test_streaming_equals_the_reference_matcher_scores():
         matcher,
         torch.from_numpy(ref["prob"]),
         torch.from_numpy(ref["gal"]),
-        q_pids,
-        q_cams,
-        g_pids,
-        g_cams,
+        *sides(q_pids, q_cams, g_pids, g_cams),
         options=EvalOptions(prob_block=2, gal_block=3, save_scores=True),
     )
     np.testing.assert_allclose(res.scores, ref["score_eval"], rtol=1e-4)
@@ -86,11 +87,11 @@ def test_block_sizes_do_not_change_the_results(prob_block, gal_block):
     expected = evaluate_rank(-dense, q_pids, g_pids, q_cams, g_cams)
     assert 0 < expected.mAP < 1
     opts = EvalOptions(prob_block=prob_block, gal_block=gal_block, save_scores=True, report=4)
-    res = evaluate_maps(matcher, q, g, q_pids, q_cams, g_pids, g_cams, options=opts)
+    res = evaluate_maps(matcher, q, g, *sides(q_pids, q_cams, g_pids, g_cams), options=opts)
     assert list(res.metrics) == ["raw"]
     assert_same_metrics(res.metrics["raw"], expected)
     np.testing.assert_allclose(res.scores, dense, atol=1e-5)
-    np.testing.assert_array_equal(res.top, top_n(-dense, q_pids, q_cams, g_pids, g_cams, 4))
+    np.testing.assert_array_equal(res.top, top_n(-dense, *sides(q_pids, q_cams, g_pids, g_cams), 4))
     assert set(res.to_dict()) == {"raw", "seconds"}
 
 
@@ -99,8 +100,9 @@ def test_top_n_leaves_out_same_id_same_camera_and_pads():
     q_pids, q_cams = np.array([1, 2]), np.array([0, 1])
     g_pids, g_cams = np.array([1, 2, 1, 2, 2]), np.array([0, 0, 1, 1, 1])
     # row 0: gallery 0 is junk (pid 1, cam 0); row 1: gallery 3 and 4 are junk (pid 2, cam 1)
-    np.testing.assert_array_equal(top_n(dist, q_pids, q_cams, g_pids, g_cams, 3), [[2, 3, 1], [0, 1, 2]])
-    np.testing.assert_array_equal(top_n(dist, q_pids, q_cams, g_pids, g_cams, 5)[1], [0, 1, 2, -1, -1])
+    query, gallery = sides(q_pids, q_cams, g_pids, g_cams)
+    np.testing.assert_array_equal(top_n(dist, query, gallery, 3), [[2, 3, 1], [0, 1, 2]])
+    np.testing.assert_array_equal(top_n(dist, query, gallery, 5)[1], [0, 1, 2, -1, -1])
 
 
 def test_pair_scores_equal_the_diagonal_of_the_matcher():
@@ -141,63 +143,81 @@ def test_rerank_and_tlift_stages_follow_the_published_order():
     rng = np.random.default_rng(0)
     q_t, g_t = rng.uniform(0, 500, 12), rng.uniform(0, 500, 30)
     opts = EvalOptions(rerank=True, tlift=True, k1=5, k2=3, tau=80, report=3)
-    res = evaluate_maps(
-        matcher, q, g, q_pids, q_cams, g_pids, g_cams, options=opts, q_times=q_t, g_times=g_t, num_cams=3
-    )
+    res = evaluate_maps(matcher, q, g, *sides(q_pids, q_cams, g_pids, g_cams, q_t, g_t), options=opts, num_cams=3)
     assert list(res.metrics) == ["raw", "rerank", "tlift"] and res.final_stage == "tlift"
     assert res.scores is None  # not asked to keep them
     expected_score = tlift(1 - res.rerank_dist, g_cams, g_t, q_cams, q_t, 3, tau=80)
     np.testing.assert_allclose(res.tlift_score, expected_score)
     assert_same_metrics(res.metrics["tlift"], evaluate_rank(1 - expected_score, q_pids, g_pids, q_cams, g_cams))
     assert_same_metrics(res.metrics["rerank"], evaluate_rank(res.rerank_dist, q_pids, g_pids, q_cams, g_cams))
-    np.testing.assert_array_equal(res.top, top_n(1 - expected_score, q_pids, q_cams, g_pids, g_cams, 3))
+    np.testing.assert_array_equal(res.top, top_n(1 - expected_score, *sides(q_pids, q_cams, g_pids, g_cams), 3))
 
 
 def test_tlift_without_rerank_lifts_sigmoid_scores_and_needs_times():
     matcher = make_matcher()
     q, g, q_pids, q_cams, g_pids, g_cams = make_problem()
     q_t, g_t = np.linspace(0, 300, 13), np.linspace(0, 300, 29)
-    res = evaluate_maps(
-        matcher, q, g, q_pids, q_cams, g_pids, g_cams, options=EvalOptions(tlift=True), q_times=q_t, g_times=g_t
-    )
+    with_times = sides(q_pids, q_cams, g_pids, g_cams, q_t, g_t)
+    res = evaluate_maps(matcher, q, g, *with_times, options=EvalOptions(tlift=True))
     lifted = tlift(1 / (1 + np.exp(-dense_scores(matcher, q, g) / 10)), g_cams, g_t, q_cams, q_t, 3)
     np.testing.assert_allclose(res.tlift_score, lifted, atol=1e-5)
     assert list(res.metrics) == ["raw", "tlift"]
-    no_times = evaluate_maps(matcher, q, g, q_pids, q_cams, g_pids, g_cams, options=EvalOptions(tlift=True))
+    no_times = evaluate_maps(matcher, q, g, *sides(q_pids, q_cams, g_pids, g_cams), options=EvalOptions(tlift=True))
     assert list(no_times.metrics) == ["raw"] and "TLift skipped" in no_times.to_dict()["notes"][0]
 
 
 def test_user_errors_are_one_line_and_name_the_problem():
     matcher = make_matcher()
     q, g, q_pids, q_cams, g_pids, g_cams = make_problem()
+    labels = sides(q_pids, q_cams, g_pids, g_cams)
     with pytest.raises(QAConvError, match="g_camids has 28 entries but there are 29"):
-        evaluate_maps(matcher, q, g, q_pids, q_cams, g_pids, g_cams[:-1])
+        Side.of("g", len(g), g_pids, g_cams[:-1])
+    with pytest.raises(QAConvError, match="the gallery labels have 28 entries but there are 29 gallery maps"):
+        evaluate_maps(matcher, q, g, labels[0], labels[1].rows(0, 28))
     bad = q.clone()
     bad[3, 0, 0, 0] = float("nan")
     with pytest.raises(QAConvError, match="non-finite QAConv score .* query 3 of toy"):
-        evaluate_maps(matcher, bad, g, q_pids, q_cams, g_pids, g_cams, name="toy", options=EvalOptions(prob_block=2))
+        evaluate_maps(matcher, bad, g, *labels, name="toy", options=EvalOptions(prob_block=2))
     with pytest.raises(QAConvError, match="no valid query in test set 'toy'"):
-        evaluate_maps(matcher, q, g, q_pids + 100, q_cams, g_pids, g_cams, name="toy")
+        evaluate_maps(matcher, q, g, *sides(q_pids + 100, q_cams, g_pids, g_cams), name="toy")
     with pytest.raises(QAConvError, match="needs query and gallery"):
-        evaluate_maps(matcher, q[:0], g, q_pids[:0], q_cams[:0], g_pids, g_cams)
+        evaluate_maps(matcher, q[:0], g, labels[0].rows(0, 0), labels[1])
     with pytest.raises(QAConvError, match="--dtype float16 needs a CUDA device"):
-        evaluate_maps(matcher, q, g, q_pids, q_cams, g_pids, g_cams, options=EvalOptions(dtype="float16"))
-    with pytest.raises(QAConvError, match="--prob-block must be a positive integer"):
-        EvalOptions(prob_block=0)
-    with pytest.raises(QAConvError, match="--dtype must be"):
-        EvalOptions(dtype="fp8")
-    with pytest.raises(QAConvError, match="--rerank-dist must be one of"):
-        EvalOptions(rerank_dist="cosine")
-    with pytest.raises(QAConvError, match="--report must be >= 0"):
-        EvalOptions(report=-1)
+        evaluate_maps(matcher, q, g, *labels, options=EvalOptions(dtype="float16"))
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"prob_block": 0}, "--prob-block must be a positive integer"),
+        ({"dtype": "fp8"}, "--dtype must be"),
+        ({"rerank_dist": "cosine"}, "--rerank-dist must be one of"),
+        ({"report": -1}, "--report must be >= 0"),
+        ({"K": 1000, "tlift": True}, "--K must be at most 100"),
+        ({"K": 0}, "--K must be a positive integer"),
+        ({"alpha": -1, "tlift": True}, "--alpha must be >= 0"),
+        ({"alpha": float("nan")}, "--alpha must be >= 0"),
+        ({"tau": float("inf")}, "--tau and --sigma must be positive"),
+        ({"sigma": 0}, "--tau and --sigma must be positive"),
+        ({"lambda_value": 1.5}, "--lambda-value must be in"),
+        ({"k1": 3, "k2": 5}, "--k2 must be at most --k1 \\+ 1"),
+    ],
+)
+def test_options_out_of_range_are_refused_by_flag(bad, message):
+    with pytest.raises(QAConvError, match=message):
+        EvalOptions(**bad)
+    options = EvalOptions()
+    for name, value in bad.items():
+        setattr(options, name, value)
+    with pytest.raises(QAConvError, match=message):
+        options.validate()  # the one check, also for options edited after construction
 
 
 def test_bfloat16_scoring_stays_close_to_float32():
     matcher = make_matcher()
     q, g, q_pids, q_cams, g_pids, g_cams = make_problem()
-    res = evaluate_maps(
-        matcher, q, g, q_pids, q_cams, g_pids, g_cams, options=EvalOptions(dtype="bfloat16", save_scores=True)
-    )
+    opts = EvalOptions(dtype="bfloat16", save_scores=True)
+    res = evaluate_maps(matcher, q, g, *sides(q_pids, q_cams, g_pids, g_cams), options=opts)
     np.testing.assert_allclose(res.scores, dense_scores(matcher, q, g), atol=0.1)
 
 

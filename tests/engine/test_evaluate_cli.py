@@ -132,7 +132,7 @@ def test_a_folder_without_time_skips_tlift_and_the_cache_is_reused(setup, tmp_pa
     def no_extraction(*args, **kwargs):
         raise AssertionError("the cached maps should have been used")
 
-    monkeypatch.setattr("qaconv.engine.evaluate.extract_feature_maps", no_extraction)
+    monkeypatch.setattr("qaconv.engine.evaluate.cache.extract_feature_maps", no_extraction)
     assert evaluate(setup, *args) == 0
     again = json.loads((tmp_path / "out" / "results.json").read_text())["notime"]
     assert again["raw"] == entry["raw"]
