@@ -38,12 +38,12 @@ class FeatureCache:
     def prepare(cache_dir: str | os.PathLike) -> Path:
         """The cache folder, created when missing; QAConvError naming --cache-dir when it cannot be used."""
         folder = Path(cache_dir).expanduser()
+        if folder.exists() and not folder.is_dir():
+            raise QAConvError(f"--cache-dir {folder} is a file, not a folder")
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise QAConvError(f"--cache-dir {folder}: cannot create the folder ({exc.strerror})") from None
-        if not folder.is_dir():
-            raise QAConvError(f"--cache-dir {folder}: not a folder")
         if not os.access(folder, os.W_OK | os.X_OK):
             raise QAConvError(f"--cache-dir {folder}: not writable")
         return folder

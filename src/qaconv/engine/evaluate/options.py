@@ -75,8 +75,6 @@ class EvalOptions:
             raise QAConvError(f"--alpha must be >= 0 (TLift gives (w + alpha) * score; default 0.2), got {self.alpha}")
         if not 0.0 <= self.lambda_value <= 1.0:
             raise QAConvError(f"{flag('lambda_value')} must be in [0, 1], got {self.lambda_value}")
-        if int(self.k2) > int(self.k1) + 1:
-            raise QAConvError(f"--k2 must be at most --k1 + 1 (the neighbours it averages), got {self.k2}, {self.k1}")
 
 
 def flag(name: str) -> str:
