@@ -31,6 +31,7 @@ BENCHMARKS = [
     ("bench_eval", "eval", "ranking metrics and re-ranking against the published algorithms"),
     ("bench_eval_streaming", "eval_streaming", "peak memory of streaming evaluation against a dense Q x G"),
     ("bench_search", "search", "gallery search latency, exhaustive and two-stage, recall@10"),
+    ("bench_serve", "serve", "search and match through `qaconv serve` against the same calls in process"),
     ("gs_vs_pk", "gs_vs_pk", "GS against PK sampling under one wall-clock budget (synthetic A -> B)"),
 ]
 

@@ -1,12 +1,16 @@
-"""Losses on the QAConv score matrix of a batch against itself.
+"""Losses on the QAConv score matrix of a batch against itself, registered by their `--loss` name.
 
 `TripletLoss` is QAConv 2.1's batch-hard triplet loss on raw logits (margin 16; the matcher's
 logit batch norm learns the scale). `PairwiseMatchingLoss` is QAConv 2.0's binary cross-entropy
-over all B x B pairs. Both return per-anchor losses and accuracies; the trainer averages the
-finite losses.
+over all B x B pairs. Both return per-anchor losses and accuracies (the trainer averages the
+finite losses) and keep the spread (standard deviation) of the batch's scores in `last_spread`,
+which the training guard watches for a collapse.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +20,25 @@ from qaconv.errors import QAConvError
 
 # The published code's mask value: finite, so an anchor without positives or negatives gets loss 0.
 _FAR = 1e15
+
+LOSSES: dict[str, type] = {}
+
+
+def register_loss(name: str) -> Callable[[type], type]:
+    """Class decorator: make the loss available as `--loss name`; the class builds itself with
+    `from_options(matcher, margin=...)` and takes what it needs."""
+
+    def decorator(cls: type) -> type:
+        LOSSES[name] = cls
+        return cls
+
+    return decorator
+
+
+def build_loss(name: str, matcher: nn.Module, **options: Any) -> nn.Module:
+    if name not in LOSSES:
+        raise QAConvError(f"--loss must be one of {', '.join(LOSSES)}, got {name!r}")
+    return LOSSES[name].from_options(matcher, **options)
 
 
 def _hardest_pairs(score: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -36,7 +59,23 @@ def _check_batch(features: Tensor, labels: Tensor) -> None:
         )
 
 
-class TripletLoss(nn.Module):
+class _ScoreLoss(nn.Module):
+    """A loss on `matcher(features, features)`; remembers the spread of the last score matrix."""
+
+    def __init__(self, matcher: nn.Module) -> None:
+        super().__init__()
+        self.matcher = matcher
+        self.last_spread: Tensor | None = None
+
+    def scores(self, features: Tensor, labels: Tensor) -> Tensor:
+        _check_batch(features, labels)
+        score = self.matcher(features, features).float()
+        self.last_spread = score.detach().std()
+        return score
+
+
+@register_loss("triplet")
+class TripletLoss(_ScoreLoss):
     """Batch-hard triplet loss on matcher logits: max(0, hardest negative - hardest positive + margin).
 
     forward(features [B,C,H,W], labels [B]) -> (loss [B], accuracy [B]); accuracy is 1 where the
@@ -44,31 +83,33 @@ class TripletLoss(nn.Module):
     """
 
     def __init__(self, matcher: nn.Module, margin: float = 16.0) -> None:
-        super().__init__()
-        self.matcher = matcher
+        super().__init__(matcher)
         self.margin = margin
 
+    @classmethod
+    def from_options(cls, matcher: nn.Module, margin: float = 16.0, **_: Any) -> TripletLoss:
+        return cls(matcher, margin)
+
     def forward(self, features: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        _check_batch(features, labels)
-        min_pos, max_neg = _hardest_pairs(self.matcher(features, features), labels)
+        min_pos, max_neg = _hardest_pairs(self.scores(features, labels), labels)
         loss = F.relu(max_neg - min_pos + self.margin)
         return loss, (min_pos >= max_neg).float().detach()
 
 
-class PairwiseMatchingLoss(nn.Module):
+@register_loss("pairwise")
+class PairwiseMatchingLoss(_ScoreLoss):
     """QAConv 2.0's loss: binary cross-entropy with logits over all B x B pairs, summed per anchor.
 
     Same-label pairs (the diagonal included) are positives. Returns (loss [B], accuracy [B]) with
     the accuracy of `TripletLoss`.
     """
 
-    def __init__(self, matcher: nn.Module) -> None:
-        super().__init__()
-        self.matcher = matcher
+    @classmethod
+    def from_options(cls, matcher: nn.Module, **_: Any) -> PairwiseMatchingLoss:
+        return cls(matcher)
 
     def forward(self, features: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        _check_batch(features, labels)
-        score = self.matcher(features, features).float()
+        score = self.scores(features, labels)
         target = (labels[:, None] == labels[None, :]).float()
         loss = F.binary_cross_entropy_with_logits(score, target, reduction="none").sum(dim=1)
         min_pos, max_neg = _hardest_pairs(score.detach(), labels)

@@ -69,3 +69,20 @@ def test_datasets_command_missing_data_dir(tmp_path, capsys):
     assert main(["datasets", "--data-dir", str(tmp_path / "absent")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("qaconv datasets: error: data dir not found") and err.count("\n") == 1
+
+
+def test_datasets_command_data_dir_is_a_file(tmp_path, capsys):
+    (tmp_path / "meta.json").write_text("{}")
+    assert main(["datasets", "--data-dir", str(tmp_path / "meta.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qaconv datasets: error: data dir is not a folder") and err.count("\n") == 1
+
+
+def test_datasets_command_names_what_an_incomplete_folder_lacks(tmp_path, capsys):
+    (tmp_path / "market1501" / "bounding_box_train").mkdir(parents=True)
+    (tmp_path / "cuhk03-np" / "labeled").mkdir(parents=True)  # a wrapper shared by both variants, empty
+    assert main(["datasets", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert _line(out, "market1501")[1:] == ["incomplete", "-", "-", "-", "-", "-", "market1501"]
+    assert "market1501: market1501/ lacks bounding_box_test/, query/; expected bounding_box_train/" in out
+    assert _line(out, "cuhk03_np_detected")[1] == "missing"

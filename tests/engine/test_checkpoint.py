@@ -4,6 +4,7 @@ import torch
 from qaconv.config import ModelConfig
 from qaconv.engine.checkpoint import (
     build_model,
+    load_initial_weights,
     load_model,
     model_payload,
     read_checkpoint,
@@ -63,7 +64,6 @@ def test_foreign_and_incompatible_checkpoints_are_named(tmp_path):
 
 def test_published_checkpoint_imports_into_model_and_matcher(tmp_path):
     """The published code saves {'model': base.* / neck_conv.* (whole ResNet), 'criterion': matcher.*}."""
-    from qaconv.engine.checkpoint import import_published_checkpoint
     from qaconv.models import build_resnet
 
     source_model, source_matcher = build_model(CONFIG)
@@ -78,9 +78,37 @@ def test_published_checkpoint_imports_into_model_and_matcher(tmp_path):
     torch.save({"model": model_state, "criterion": criterion, "epoch": 7}, tmp_path / "checkpoint.pth.tar")
 
     model, matcher = build_model(CONFIG)
-    import_published_checkpoint(tmp_path / "checkpoint.pth.tar", model, matcher)
+    load_initial_weights(tmp_path / "checkpoint.pth.tar", model, matcher, CONFIG)
     assert state_fingerprint(model, matcher) == state_fingerprint(source_model, source_matcher)
 
     torch.save({"state_dict": {}}, tmp_path / "other.pth")
-    with pytest.raises(QAConvError, match="--init-from: .* has no 'model' and 'criterion' entries"):
-        import_published_checkpoint(tmp_path / "other.pth", model, matcher)
+    with pytest.raises(QAConvError, match="--init-from .*: neither a qaconv checkpoint nor the published"):
+        load_initial_weights(tmp_path / "other.pth", model, matcher, CONFIG)
+
+
+def test_a_qaconv_run_folder_or_checkpoint_is_a_warm_start(tmp_path):
+    source_model, source_matcher = build_model(CONFIG)
+    with torch.no_grad():
+        source_matcher.fc.bias.fill_(0.5)
+    save_checkpoint(model_payload(source_model, source_matcher, CONFIG, epoch=3), tmp_path / "run" / "checkpoint.pt")
+    for start in (tmp_path / "run", tmp_path / "run" / "checkpoint.pt"):
+        model, matcher = build_model(CONFIG)
+        load_initial_weights(start, model, matcher, CONFIG)
+        assert state_fingerprint(model, matcher) == state_fingerprint(source_model, source_matcher)
+
+    other = ModelConfig(**{**CONFIG.__dict__, "neck": 8})
+    model, matcher = build_model(other)
+    with pytest.raises(QAConvError, match="that model is not this one \\(neck 4 there, 8 here\\)"):
+        load_initial_weights(tmp_path / "run", model, matcher, other)
+    with pytest.raises(QAConvError, match="no checkpoint.pt in that folder"):
+        load_initial_weights(tmp_path, model, matcher, other)
+
+
+def test_non_finite_weights_are_refused_with_their_key(tmp_path):
+    model, matcher = build_model(CONFIG)
+    with torch.no_grad():
+        model.neck_conv.weight[0, 0] = float("inf")
+    save_checkpoint(model_payload(model, matcher, CONFIG), tmp_path / "diverged.pt")
+    message = r"diverged.pt holds non-finite weights \(NaN or inf, first in model\.neck_conv"
+    with pytest.raises(QAConvError, match=message):
+        load_model(tmp_path / "diverged.pt")

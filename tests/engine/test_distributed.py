@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from qaconv.config import TrainConfig
+from qaconv.config import recipe_config
 from qaconv.data.synthetic import generate
 from qaconv.engine.checkpoint import read_checkpoint
 from qaconv.engine.train import Trainer
@@ -16,7 +16,7 @@ TINY.update(step_factor=1, workers=0, device="cpu", eval_batch=16, testsets=[])
 
 
 def torchrun(*args: str) -> None:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     cmd += ["-m", "qaconv", "train", *args]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
@@ -47,7 +47,7 @@ def test_two_processes_equal_one_process_accumulating_two_batches(tmp_path, devi
     torchrun("--out", str(tmp_path / "ddp"), *flags(config))
 
     torch.set_num_threads(1)  # the same kernels as the single-threaded ranks
-    single = Trainer(TrainConfig(**config, accumulate=2), tmp_path / "single", quiet=True)
+    single = Trainer.from_config(recipe_config({**config, "accumulate": 2}), tmp_path / "single", quiet=True)
     single.fit()
 
     ddp_history = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]

@@ -1,4 +1,3 @@
-import dataclasses
 import json
 import math
 
@@ -8,7 +7,7 @@ import yaml
 
 from qaconv.cli import main
 from qaconv.commands.train import prepare_run_dir
-from qaconv.config import TrainConfig, load_config, save_config
+from qaconv.config import TrainConfig, config_from_dict, load_config, save_config
 from qaconv.data.synthetic import generate
 from qaconv.engine.checkpoint import load_model, read_checkpoint
 from qaconv.engine.train import Trainer
@@ -45,20 +44,26 @@ def tiny_config(synth, **overrides) -> TrainConfig:
         device="cpu",
     )
     values.update(overrides)
-    return TrainConfig(**values)
+    return config_from_dict(TrainConfig, values)
+
+
+def first_batch(trainer):
+    """The images and labels of the sampler's first batch, augmented as in training."""
+    batch = next(iter(trainer.sampler))
+    dataset = trainer.loader.dataset
+    images = torch.stack([dataset[i][0] for i in batch])
+    return images, torch.tensor([dataset.records[i].pid for i in batch])
 
 
 def test_steps_on_one_batch_reduce_the_loss(synth, tmp_path):
-    trainer = Trainer(tiny_config(synth, freeze_bn=False), tmp_path / "run", quiet=True)
-    batch = next(iter(trainer.sampler))
-    images = torch.stack([trainer.train_set[i][0] for i in batch])
-    labels = torch.tensor([trainer.records[i].pid for i in batch])
+    trainer = Trainer.from_config(tiny_config(synth, freeze_bn=False), tmp_path / "run", quiet=True)
+    images, labels = first_batch(trainer)
     losses = [trainer._step(images, labels)[0] for _ in range(8)]
     assert losses[-1] < losses[0]
 
 
 def test_resume_after_interruption_equals_a_straight_run(synth, tmp_path, monkeypatch):
-    straight = Trainer(tiny_config(synth), tmp_path / "straight", quiet=True)
+    straight = Trainer.from_config(tiny_config(synth), tmp_path / "straight", quiet=True)
     straight.fit()
 
     original = Trainer.train_epoch
@@ -70,10 +75,10 @@ def test_resume_after_interruption_equals_a_straight_run(synth, tmp_path, monkey
 
     monkeypatch.setattr(Trainer, "train_epoch", interrupt_at_third)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(tiny_config(synth), tmp_path / "resumed", quiet=True).fit()
+        Trainer.from_config(tiny_config(synth), tmp_path / "resumed", quiet=True).fit()
     assert read_checkpoint(tmp_path / "resumed")["epoch"] == 2  # the last finished epoch survived
     monkeypatch.setattr(Trainer, "train_epoch", original)
-    resumed = Trainer(tiny_config(synth), tmp_path / "resumed", resume=True, quiet=True)
+    resumed = Trainer.from_config(tiny_config(synth), tmp_path / "resumed", resume=True, quiet=True)
     resumed.fit()
 
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
@@ -85,7 +90,7 @@ def test_resume_after_interruption_equals_a_straight_run(synth, tmp_path, monkey
 
 def test_run_folder_records(synth, tmp_path):
     run_dir = tmp_path / "run"
-    trainer = Trainer(tiny_config(synth, max_epochs=2, step_factor=1), run_dir, quiet=True)
+    trainer = Trainer.from_config(tiny_config(synth, max_epochs=2, step_factor=1), run_dir, quiet=True)
     history = trainer.fit()
     assert [h["epoch"] for h in history] == [1, 2]
     assert history[0]["decayed"] and not history[1]["decayed"]
@@ -93,15 +98,16 @@ def test_run_folder_records(synth, tmp_path):
     assert [line["epoch"] for line in lines] == [1, 2]
     assert math.isclose(lines[1]["lr"][-1], 0.001)
     assert (run_dir / "training_curves.png").stat().st_size > 0
-    assert yaml.safe_load((run_dir / "config.yaml").read_text())["batch_size"] == 8
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["sampler"]["batch_size"] == 8
     model, matcher, config = load_model(run_dir / "best.pt")
     assert (config.height, config.width, matcher.locations) == (32, 16, 8)
 
 
 def test_config_round_trip(tmp_path):
-    config = TrainConfig(testsets=["market1501"], lr=0.1, ibn=None)
+    config = config_from_dict(TrainConfig, {"testsets": ["market1501"], "lr": 0.1, "ibn": None})
     save_config(config, tmp_path / "c.yaml")
     assert load_config(TrainConfig, tmp_path / "c.yaml") == config
+    assert yaml.safe_load((tmp_path / "c.yaml").read_text())["optimization"]["lr"] == 0.1
     (tmp_path / "bad.yaml").write_text("lr: 0.1\nlearning_rate: 2\n")
     with pytest.raises(QAConvError, match="unknown key.*learning_rate"):
         load_config(TrainConfig, tmp_path / "bad.yaml")
@@ -147,7 +153,7 @@ def test_cli_trains_and_evaluates_the_unseen_style(synth, tmp_path, capsys):
 
 
 def test_batch_with_non_finite_loss_is_skipped_without_update(synth, tmp_path):
-    trainer = Trainer(tiny_config(synth), tmp_path / "run", quiet=True)
+    trainer = Trainer.from_config(tiny_config(synth), tmp_path / "run", quiet=True)
     trainer.model.eval()  # as train_epoch sets it with the paper's frozen BN statistics
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     images = torch.full((8, 3, 32, 16), float("nan"))
@@ -158,8 +164,8 @@ def test_batch_with_non_finite_loss_is_skipped_without_update(synth, tmp_path):
 
 
 def test_many_non_finite_batches_in_a_row_stop_with_a_clear_error(synth, tmp_path, monkeypatch):
-    trainer = Trainer(tiny_config(synth, max_iters_per_epoch=0), tmp_path / "run", quiet=True)
-    monkeypatch.setattr("qaconv.engine.train.MAX_SKIPPED_IN_A_ROW", 2)
+    trainer = Trainer.from_config(tiny_config(synth, max_iters_per_epoch=0), tmp_path / "run", quiet=True)
+    trainer.guard.max_skipped = 2
     monkeypatch.setattr(trainer, "_step", lambda *args: (float("nan"), 0.0, True))
     with pytest.raises(QAConvError, match="not finite for 2 batches in a row"):
         trainer.train_epoch(1)
@@ -177,12 +183,12 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
     ],
 )
 def test_amp_steps_reduce_the_loss(synth, tmp_path, device, amp):
-    trainer = Trainer(tiny_config(synth, device=device, amp=amp, freeze_bn=False), tmp_path / "run", quiet=True)
+    trainer = Trainer.from_config(
+        tiny_config(synth, device=device, amp=amp, freeze_bn=False), tmp_path / "run", quiet=True
+    )
     assert trainer.amp_dtype == {"fp16": torch.float16, "bf16": torch.bfloat16}[amp]
     assert trainer.scaler.is_enabled() == (amp == "fp16")
-    batch = next(iter(trainer.sampler))
-    images = torch.stack([trainer.train_set[i][0] for i in batch])
-    labels = torch.tensor([trainer.records[i].pid for i in batch])
+    images, labels = first_batch(trainer)
     steps = [trainer._step(images, labels) for _ in range(8)]
     assert not any(skipped for _, _, skipped in steps)
     assert steps[-1][0] < steps[0][0]
@@ -191,11 +197,15 @@ def test_amp_steps_reduce_the_loss(synth, tmp_path, device, amp):
 @needs_cuda
 def test_fp16_resume_on_cuda_restores_the_grad_scaler(synth, tmp_path):
     config = tiny_config(synth, device="cuda", amp="fp16", deterministic=True, max_epochs=2)
-    straight = Trainer(config, tmp_path / "straight", quiet=True)
+    straight = Trainer.from_config(config, tmp_path / "straight", quiet=True)
     straight.fit()
-    first = Trainer(dataclasses.replace(config, max_epochs=1), tmp_path / "resumed", quiet=True)
+    first = Trainer.from_config(
+        tiny_config(synth, device="cuda", amp="fp16", deterministic=True, max_epochs=1),
+        tmp_path / "resumed",
+        quiet=True,
+    )
     first.fit()
-    resumed = Trainer(config, tmp_path / "resumed", resume=True, quiet=True)
+    resumed = Trainer.from_config(config, tmp_path / "resumed", resume=True, quiet=True)
     assert resumed.scaler.get_scale() == first.scaler.get_scale()
     resumed.fit()
     assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in straight.history], rel=1e-5)
@@ -208,7 +218,7 @@ def test_tensorboard_scalars_are_written_when_tensorboard_is_installed(synth, tm
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run_dir = tmp_path / "run"
-    Trainer(tiny_config(synth, max_epochs=2, max_iters_per_epoch=1), run_dir, quiet=True).fit()
+    Trainer.from_config(tiny_config(synth, max_epochs=2, max_iters_per_epoch=1), run_dir, quiet=True).fit()
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
     assert {"train/loss", "train/acc", "train/lr", "train/images_per_s"} <= set(events.Tags()["scalars"])

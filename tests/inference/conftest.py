@@ -71,6 +71,15 @@ def other_checkpoint(synthetic, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def nan_checkpoint(synthetic, tmp_path_factory) -> Path:
+    """A checkpoint file whose weights hold NaN, as a diverged training (--lr 1e9) saves them."""
+    model, matcher = build_model(TINY)
+    with torch.no_grad():
+        matcher.fc.weight.fill_(float("nan"))
+    return save_checkpoint(model_payload(model, matcher, TINY), tmp_path_factory.mktemp("nan") / "nan.pt")
+
+
+@pytest.fixture(scope="session")
 def reid(checkpoint) -> ReID:
     return ReID.from_checkpoint(checkpoint, device="cpu")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -207,3 +208,32 @@ def test_match_command_takes_images_of_any_mode_and_size(checkpoint, query_image
     rc = main(["match", str(palette), str(deep), "--checkpoint", str(checkpoint), "--device", "cpu"])
     assert rc == 0
     assert capsys.readouterr().out.startswith("score: ")
+
+
+def test_match_command_checks_its_outputs_before_scoring(checkpoint, query_images, tmp_path, capsys):
+    a, b = str(query_images[0]), str(query_images[1])
+    base = ["match", a, b, "--checkpoint", str(checkpoint), "--device", "cpu"]
+    (tmp_path / "file").write_text("x")
+    for extra, message in (
+        (["--json", str(tmp_path / "file" / "m.json")], "--json .*: cannot create the folder"),
+        (["--out", str(tmp_path / "m.xyz")], "--out .*m.xyz: unknown file extension"),
+        (["--threshold", "nan"], "--threshold must be a finite number, got nan"),
+        (["--threshold", "inf"], "--threshold must be a finite number, got inf"),
+    ):
+        assert main([*base, *extra]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""  # refused before any score was computed or printed
+        assert re.search(message, captured.err), captured.err
+    picture, record = tmp_path / "new" / "sub" / "m.png", tmp_path / "other" / "m.json"
+    assert main([*base, "--out", str(picture), "--json", str(record)]) == 0  # missing folders are created
+    assert picture.is_file() and json.loads(record.read_text())["score"] == pytest.approx(
+        float(capsys.readouterr().out.split()[1]), abs=1e-4
+    )
+
+
+def test_match_command_refuses_a_checkpoint_with_nan_weights(nan_checkpoint, query_images, capsys):
+    rc = main(["match", str(query_images[0]), str(query_images[1]), "--checkpoint", str(nan_checkpoint)])
+    assert rc == 2
+    captured = capsys.readouterr()
+    assert "score" not in captured.out
+    assert f"{nan_checkpoint} holds non-finite weights (NaN or inf, first in matcher.fc.weight)" in captured.err

@@ -12,21 +12,8 @@ import torch.nn.functional as F
 
 from qaconv.cli import main
 from qaconv.errors import QAConvError
-from qaconv.inference import EvalMatcher, export_model
+from qaconv.inference import export_model
 from qaconv.inference.export import require_onnx
-from qaconv.matching import QAConv
-from tests.conftest import load_reference
-
-
-def test_eval_matcher_gives_the_published_eval_scores():
-    ref = load_reference("qaconv_matcher.npz")
-    matcher = QAConv(*ref["prob"].shape[1:])
-    matcher.load_state_dict(
-        {k.removeprefix("state."): torch.from_numpy(v) for k, v in ref.items() if k.startswith("state.")}
-    )
-    scores = EvalMatcher(matcher)(torch.from_numpy(ref["prob"]), torch.from_numpy(ref["gal"]))
-    expected = ref["score_eval"]
-    np.testing.assert_allclose(scores.detach().numpy(), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).mean())
 
 
 def inputs(seed: int, n: int = 3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -90,3 +77,43 @@ def test_export_refuses_a_file_as_output_folder(reid, tmp_path):
         export_model(reid, "torchscript", target)
     with pytest.raises(QAConvError, match="--format must be one of torchscript, onnx"):
         export_model(reid, "tflite", tmp_path)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_export_replaces_an_earlier_export_only_with_overwrite(checkpoint, tmp_path, capsys):
+    out = tmp_path / "ts"
+    out.mkdir()
+    earlier = {"export.json": b'{"earlier": true}', "matcher.onnx": b"onnx", "feature_extractor.onnx": b"onnx"}
+    for name, data in earlier.items():
+        (out / name).write_bytes(data)
+    again = ["export", "--checkpoint", str(checkpoint), "--format", "torchscript", "--out", str(out)]
+    assert main(again) == 2
+    assert f"--out {out} already holds an export; pass --overwrite to replace it" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier  # the earlier export is intact
+    assert main([*again, "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "feature_extractor.pt", "matcher.pt"]
+    assert json.loads((out / "export.json").read_text())["format"] == "torchscript"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ts"]  # no partial or set-aside folder left
+
+
+def test_export_refuses_bad_output_folders_and_nan_weights(reid, checkpoint, nan_checkpoint, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    base = ["export", "--format", "torchscript", "--checkpoint"]
+    assert main([*base, str(checkpoint), "--out", str(tmp_path / "file" / "sub")]) == 2
+    assert "cannot create the folder" in capsys.readouterr().err
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    assert main([*base, str(checkpoint), "--out", str(tmp_path / "mine")]) == 2
+    assert "is a non-empty folder that is not a qaconv export" in capsys.readouterr().err
+    assert main([*base, str(nan_checkpoint), "--out", str(tmp_path / "nan")]) == 2
+    assert "holds non-finite weights" in capsys.readouterr().err
+    assert not (tmp_path / "nan").exists()
+    with torch.no_grad():
+        saved = reid.matcher.logit_bn.running_var.clone()
+        reid.matcher.logit_bn.running_var.fill_(-1.0)  # a NaN scale: the check must fail, not pass with diff nan
+        try:
+            with pytest.raises(QAConvError, match="matcher gives non-finite outputs"):
+                export_model(reid, "torchscript", tmp_path / "bad")
+        finally:
+            reid.matcher.logit_bn.running_var.copy_(saved)
+    assert not (tmp_path / "bad").exists()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ import torch
 from qaconv.cli import main
 from qaconv.engine.checkpoint import state_fingerprint
 from qaconv.errors import QAConvError
-from qaconv.inference import GalleryIndex, ReID, global_descriptors, search
+from qaconv.inference import GalleryIndex, ReID
 from qaconv.inference.index import MANIFEST
 from qaconv.matching import pairwise_scores
 
@@ -79,21 +81,6 @@ def test_two_stage_search_rescores_the_descriptor_shortlist(reid, index, query_i
         assert result.indices[i].tolist() == best.tolist()
     with pytest.raises(QAConvError, match=r"--shortlist \(3\) must be at least --topk \(5\)"):
         reid.search(queries, index, topk=5, shortlist=3)
-
-
-def test_search_function_on_plain_maps():
-    g = torch.Generator().manual_seed(0)
-    from qaconv.matching import QAConv
-
-    matcher = QAConv(8, 3, 2).eval()
-    gallery = torch.nn.functional.normalize(torch.randn(50, 8, 3, 2, generator=g), dim=1)
-    query = gallery[[7, 31]] + 0.01
-    indices, scores = search(matcher, query, gallery, topk=3, gal_block=16)
-    assert indices[:, 0].tolist() == [7, 31]
-    desc = global_descriptors(gallery)
-    torch.testing.assert_close(desc.norm(dim=1), torch.ones(50))
-    torch.testing.assert_close(desc[0], torch.nn.functional.normalize(gallery[0].mean(dim=(1, 2)), dim=0))
-    assert search(matcher, query, gallery, topk=3, shortlist_size=50)[0].tolist() == indices.tolist()
 
 
 def test_cli_build_and_search_with_the_recorded_checkpoint(
@@ -194,7 +181,7 @@ def test_build_refuses_empty_galleries_bad_images_and_foreign_folders(reid, tmp_
     broken.mkdir()
     shutil.copy(query_images[0], broken / "ok.jpg")
     (broken / "bad.jpg").write_bytes(b"\xff\xd8 truncated")
-    with pytest.raises(QAConvError, match=f"{broken / 'bad.jpg'}"):
+    with pytest.raises(QAConvError, match=f"{broken / 'bad.jpg'}.*; pass --skip-bad-images"):
         reid.build_index(broken, tmp_path / "b.idx")
     assert not (tmp_path / "b.idx").exists() and not list(tmp_path.glob(".b.idx.partial*"))
     with pytest.raises(QAConvError, match="is a non-empty folder that is not a qaconv index"):
@@ -216,34 +203,16 @@ def test_open_refuses_what_is_not_an_index(tmp_path, index):
     (damaged / "paths.json").write_text("[]")
     with pytest.raises(QAConvError, match="is inconsistent: 12 maps, 12 descriptors, 0 paths"):
         GalleryIndex.open(damaged)
+    maps = (damaged / "maps.npy").read_bytes()
+    (damaged / "maps.npy").write_bytes(maps[: len(maps) // 2])  # truncated: np.load's mmap would fail
+    with pytest.raises(QAConvError, match=r"maps.npy is damaged \(.*\); re-build the index"):
+        GalleryIndex.open(damaged)
     (damaged / "maps.npy").unlink()
     with pytest.raises(QAConvError, match="maps.npy is missing"):
         GalleryIndex.open(damaged)
     (damaged / MANIFEST).write_text('{"format": "something-else"}')
     with pytest.raises(QAConvError, match="unsupported index format 'something-else'"):
         GalleryIndex.open(damaged)
-
-
-def test_faiss_shortlist_equals_the_torch_one(monkeypatch):
-    pytest.importorskip("faiss")
-    import builtins
-
-    from qaconv.inference.index import shortlist
-
-    g = torch.Generator().manual_seed(3)
-    gallery = torch.nn.functional.normalize(torch.randn(300, 16, generator=g), dim=1)
-    query = torch.nn.functional.normalize(torch.randn(5, 16, generator=g), dim=1)
-    with_faiss = shortlist(query, gallery, 20)
-    real_import = builtins.__import__
-
-    def no_faiss(name, *args, **kwargs):
-        if name == "faiss":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_faiss)
-    without = shortlist(query, gallery, 20)
-    assert with_faiss.sort(dim=1).values.tolist() == without.sort(dim=1).values.tolist()
 
 
 def test_cli_build_names_an_empty_gallery(checkpoint, tmp_path, capsys):
@@ -264,3 +233,60 @@ def test_cli_build_names_an_empty_gallery(checkpoint, tmp_path, capsys):
     )
     assert rc == 2
     assert f"no images in gallery folder {tmp_path / 'empty'}" in capsys.readouterr().err
+
+
+def test_skip_bad_images_indexes_the_others_and_names_the_skipped(checkpoint, query_images, tmp_path, capsys):
+    gallery = tmp_path / "gallery"
+    (gallery / "sub").mkdir(parents=True)
+    shutil.copy(query_images[0], gallery / "a.jpg")
+    shutil.copy(query_images[1], gallery / "sub" / "b.jpg")
+    (gallery / "empty.jpg").write_bytes(b"")
+    (gallery / "sub" / "cut.jpg").write_bytes(query_images[2].read_bytes()[:200])
+    (gallery / ".hidden.jpg").write_bytes(b"")  # hidden files are not gallery images
+    out = tmp_path / "idx"
+    build = ["index", "build", "--gallery", str(gallery), "--checkpoint", str(checkpoint), "--out", str(out)]
+    assert main([*build, "--device", "cpu"]) == 2
+    assert "--skip-bad-images" in capsys.readouterr().err and not out.exists()
+    with pytest.warns(UserWarning, match=r"skipped 2 unreadable image\(s\): .*empty.jpg, .*cut.jpg"):
+        assert main([*build, "--device", "cpu", "--skip-bad-images"]) == 0
+    captured = capsys.readouterr()
+    assert "indexed 2 images" in captured.out and "2 unreadable image(s) skipped" in captured.out
+    assert captured.err == ""  # no progress bar when stderr is not a terminal
+    index = GalleryIndex.open(out)
+    assert index.paths == [str(gallery / "a.jpg"), str(gallery / "sub" / "b.jpg")]
+    assert index.manifest["skipped"] == [str(gallery / "empty.jpg"), str(gallery / "sub" / "cut.jpg")]
+    assert index.maps.shape == (2, 16, 4, 2) and index.descriptors.shape == (2, 16)
+    np.testing.assert_allclose(
+        index.maps.float().numpy(), ReID.from_checkpoint(checkpoint, device="cpu").extract(index.paths), atol=2e-3
+    )
+
+
+def test_a_killed_build_leaves_nothing_for_good(reid, gallery_images, tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".g.idx.partial-{dead.pid}"  # what kill -9 during a build leaves behind
+    stale.mkdir()
+    (stale / "maps.npy").write_bytes(b"\0" * 1000)
+    reid.build_index(gallery_images[:2], tmp_path / "g.idx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.idx"]
+
+
+def test_search_says_when_the_checkpoint_changed_since_the_build(reid, other_checkpoint, gallery_images, tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    shutil.copy(reid.checkpoint, path)
+    ReID.from_checkpoint(path, device="cpu").build_index(gallery_images[:3], tmp_path / "g.idx")
+    shutil.copy(other_checkpoint, path)  # retrained in place
+    with pytest.raises(QAConvError, match=f"the checkpoint {path} changed since index .*g.idx was built from it"):
+        ReID.from_checkpoint(path, device="cpu").search(gallery_images[0], GalleryIndex.open(tmp_path / "g.idx"))
+
+
+def test_search_checks_its_output_files_before_searching(index, query_images, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    base = ["search", "--index", str(index.root), "--query", str(query_images[0]), "--device", "cpu"]
+    for option in ("--json", "--html"):
+        assert main([*base, option, str(tmp_path / "file" / "r.out")]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and f"{option} " in captured.err and "cannot create the folder" in captured.err
+    record = tmp_path / "new" / "deep" / "r.json"
+    assert main([*base, "--json", str(record)]) == 0
+    assert json.loads(record.read_text())["queries"][0]["query"] == str(query_images[0].resolve())

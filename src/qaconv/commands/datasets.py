@@ -23,15 +23,34 @@ def _cell(ids: int, images: int) -> str:
     return f"{ids}/{images}"
 
 
+def _incomplete(name: str, data_dir: str) -> tuple[str, str] | None:
+    """(folder, message) for a folder of data set `name` under data_dir that holds part of its layout, naming
+    what it lacks; None if there is none (a folder with none of the layout may belong to another data set)."""
+    from qaconv.data.datasets import closest_layout, get_dataset_spec
+
+    spec = get_dataset_spec(name)
+    for folder in spec.folders:
+        path = os.path.join(data_dir, folder)
+        if os.path.isdir(path):
+            best, missing = closest_layout(spec, path)
+            if len(missing) < len(spec.required):
+                return path, f"{os.path.relpath(best, data_dir)}/ lacks {', '.join(missing)}; expected {spec.layout}"
+    return None
+
+
 def collect(data_dir: str) -> list[dict]:
-    """One row per supported data set: name, status (found / missing / error), location, stats, message."""
+    """One row per supported data set: name, status (found / missing / incomplete / error), location, stats,
+    message."""
     from qaconv.data.datasets import create_dataset, dataset_names, find_dataset_root, get_dataset_spec
 
     rows = []
     for name in dataset_names(discoverable_only=True):
         row = {"name": name, "status": "missing", "location": None, "dataset": None, "message": ""}
         location = find_dataset_root(name, data_dir)
-        if location is None:
+        incomplete = _incomplete(name, data_dir) if location is None else None
+        if incomplete is not None:
+            row["status"], (row["location"], row["message"]) = "incomplete", incomplete
+        elif location is None:
             row["message"] = "looked for " + ", ".join(f"{f}/" for f in get_dataset_spec(name).folders)
         else:
             row["location"] = location
@@ -46,6 +65,8 @@ def collect(data_dir: str) -> list[dict]:
 
 def run(args: argparse.Namespace) -> int:
     data_dir = os.path.abspath(os.path.expanduser(args.data_dir))
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise QAConvError(f"data dir is not a folder: {data_dir} (see docs/datasets.md for the layouts)")
     if not os.path.isdir(data_dir):
         raise QAConvError(f"data dir not found: {data_dir} (see docs/datasets.md for the layouts)")
     rows = collect(data_dir)

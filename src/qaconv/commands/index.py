@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "build",
         help="index every image under a folder",
         description="Extract the feature maps of every image under --gallery "
-        "(recursively: .jpg, .jpeg, .png, .bmp, .gif, .webp, .tif, .tiff, .ppm, .pgm).",
+        "(recursively: .jpg, .jpeg, .png, .bmp, .gif, .webp, .tif, .tiff, .ppm, .pgm; hidden files are skipped).",
     )
     build.add_argument("--gallery", required=True, metavar="DIR", help="folder of gallery images")
     build.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
@@ -27,30 +27,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--workers", type=int, default=0, help="image-decoding worker processes (0)")
     build.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (auto)")
     build.add_argument("--overwrite", action="store_true", help="replace an index already in --out")
+    build.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="leave out images that cannot be read, with a warning naming them (default: stop at the first one)",
+    )
     build.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from qaconv.errors import QAConvError
-    from qaconv.inference import ReID, build_index
+    from qaconv.inference import ReID
+    from qaconv.inference.index import check_index_out
 
     if args.batch_size < 1:
         raise QAConvError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.workers < 0:
+        raise QAConvError(f"--workers must be >= 0, got {args.workers}")
+    check_index_out(args.out, args.overwrite)  # before the checkpoint loads
     start = time.perf_counter()
     reid = ReID.from_checkpoint(args.checkpoint, device=args.device)
-    index = build_index(
-        reid,
+    index = reid.build_index(
         args.gallery,
         args.out,
         batch_size=args.batch_size,
         num_workers=args.workers,
         overwrite=args.overwrite,
+        skip_bad_images=args.skip_bad_images,
         progress=True,
     )
     c, h, w = index.maps.shape[1:]
     mib = index.maps.numel() * 2 / 2**20
+    skipped = len(index.manifest.get("skipped", []))
+    note = f", {skipped} unreadable image(s) skipped" if skipped else ""
     print(
-        f"indexed {len(index)} images ({c}x{h}x{w} float16 maps, {mib:.1f} MiB) to {index.root} "
+        f"indexed {len(index)} images ({c}x{h}x{w} float16 maps, {mib:.1f} MiB{note}) to {index.root} "
         f"in {time.perf_counter() - start:.1f} s"
     )
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import math
 from pathlib import Path
 
 
@@ -35,21 +35,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace) -> str | None:
+    """Refuse bad options and create the output folders before any work; returns the picture's PIL format."""
+    from PIL import Image
+
     from qaconv.errors import QAConvError
-    from qaconv.inference import ReID
+    from qaconv.io import make_parent
 
     if args.max_lines < 0:
         raise QAConvError(f"--max-lines must be >= 0, got {args.max_lines}")
+    if args.threshold is not None and not math.isfinite(args.threshold):
+        raise QAConvError(f"--threshold must be a finite number, got {args.threshold}")
+    if args.json:
+        make_parent(args.json, "--json")
+    if not args.out:
+        return None
+    picture_format = Image.registered_extensions().get(Path(args.out).suffix.lower())
+    if picture_format is None:
+        raise QAConvError(f"--out {args.out}: unknown file extension (use .png, .jpg, ...)")
+    make_parent(args.out, "--out")
+    return picture_format
+
+
+def run(args: argparse.Namespace) -> int:
+    from qaconv.inference import ReID
+    from qaconv.io import atomic_write, atomic_write_json
+
+    picture_format = _check(args)
     reid = ReID.from_checkpoint(args.checkpoint, device=args.device)
     match = reid.match(args.image_a, args.image_b)
     print(f"score: {match.score:.4f}")
     if args.out:
         picture = match.plot(threshold=args.threshold, max_lines=args.max_lines)
-        try:
-            picture.save(args.out)
-        except (ValueError, OSError) as exc:
-            raise QAConvError(f"--out {args.out}: cannot write the picture ({exc})") from None
+        atomic_write(args.out, lambda f: picture.save(f, format=picture_format))
         print(f"wrote {args.out}")
     if args.json:
         record = {
@@ -58,9 +76,6 @@ def run(args: argparse.Namespace) -> int:
             "checkpoint": str(reid.checkpoint),
             **match.to_dict(),
         }
-        try:
-            Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
-        except OSError as exc:
-            raise QAConvError(f"--json {args.json}: cannot write ({exc.strerror or exc})") from None
+        atomic_write_json(args.json, record)
         print(f"wrote {args.json}")
     return 0

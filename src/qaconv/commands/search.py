@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import base64
-import html
-import io
-import json
 from pathlib import Path
 from typing import Any
-
-THUMB_HEIGHT = 128
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,76 +49,50 @@ def _checkpoint(args: argparse.Namespace, manifest: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from qaconv.errors import QAConvError
     from qaconv.inference import GalleryIndex, ReID
+    from qaconv.io import atomic_write_json, atomic_write_text, make_parent
 
     if args.topk < 1:
         raise QAConvError(f"--topk must be at least 1, got {args.topk}")
+    for option, path in (("--json", args.json), ("--html", args.html)):
+        if path:
+            make_parent(path, option)  # before any work
     index = GalleryIndex.open(args.index)
     reid = ReID.from_checkpoint(_checkpoint(args, index.manifest), device=args.device)
     result = reid.search(args.query, index, topk=args.topk, shortlist=args.shortlist)
-    rows = []
-    for query, paths, scores in zip(args.query, result.paths, result.scores.tolist(), strict=True):
-        print(f"query {query}")
-        for rank, (path, score) in enumerate(zip(paths, scores, strict=True), start=1):
-            print(f"{rank:>5}  {score:>10.4f}  {path}")
-        rows.append(
-            {
-                "query": str(Path(query).resolve()),
-                "results": [
-                    {"rank": r, "score": s, "path": p}
-                    for r, (p, s) in enumerate(zip(paths, scores, strict=True), start=1)
-                ],
-            }
-        )
+    rows = _print_results(args.query, result.paths, result.scores.tolist())
     mode = "exhaustive" if args.shortlist is None else f"two-stage (shortlist {args.shortlist})"
     if args.json:
-        _write(args.json, "--json", json.dumps({"index": str(index.root), "search": mode, "queries": rows}, indent=2))
+        atomic_write_json(args.json, {"index": str(index.root), "search": mode, "queries": rows})
+        print(f"wrote {args.json}")
     if args.html:
-        _write(args.html, "--html", _page(rows, mode, str(index.root)))
+        atomic_write_text(args.html, _page(rows, mode, str(index.root)))
+        print(f"wrote {args.html}")
     return 0
 
 
-def _write(path: str, option: str, text: str) -> None:
-    from qaconv.errors import QAConvError
-
-    try:
-        Path(path).write_text(text + "\n")
-    except OSError as exc:
-        raise QAConvError(f"{option} {path}: cannot write ({exc.strerror or exc})") from None
-    print(f"wrote {path}")
-
-
-def _thumbnail(path: str) -> str:
-    """An <img> with the image inlined as a small JPEG (the page stays valid if the gallery moves)."""
-    from qaconv.data.loader import load_image
-    from qaconv.errors import QAConvError
-
-    try:
-        image = load_image(path)
-    except QAConvError:
-        return '<div class="missing">image not found</div>'
-    width = max(1, round(image.width * THUMB_HEIGHT / image.height))
-    buffer = io.BytesIO()
-    image.resize((width, THUMB_HEIGHT)).save(buffer, format="JPEG", quality=85)
-    data = base64.b64encode(buffer.getvalue()).decode()
-    return f'<img src="data:image/jpeg;base64,{data}" title="{html.escape(path)}">'
+def _print_results(queries: list[str], paths: list[list[str]], scores: list[list[float]]) -> list[dict[str, Any]]:
+    """Print each query's ranked list; return the JSON rows."""
+    rows = []
+    for query, ranked, values in zip(queries, paths, scores, strict=True):
+        print(f"query {query}")
+        results = [{"rank": r, "score": s, "path": p} for r, (p, s) in enumerate(zip(ranked, values, strict=True), 1)]
+        for hit in results:
+            print(f"{hit['rank']:>5}  {hit['score']:>10.4f}  {hit['path']}")
+        rows.append({"query": str(Path(query).resolve()), "results": results})
+    return rows
 
 
 def _page(rows: list[dict[str, Any]], mode: str, index: str) -> str:
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>qaconv search</title><style>"
-        "body{font-family:sans-serif} .row{display:flex;gap:6px;margin:12px 0;align-items:flex-start}"
-        ".cell{text-align:center;font-size:11px;max-width:90px;overflow-wrap:anywhere} .query{border:3px solid #36c}"
-        ".missing{width:64px;height:128px;background:#eee}</style></head><body>",
-        f"<h2>qaconv search</h2><p>index {html.escape(index)}, {html.escape(mode)}</p>",
+    """The --html page: a row per query, the query framed, then its ranked gallery images."""
+    from qaconv.viz.ranked_lists import BLUE
+    from qaconv.viz.thumbnail_page import Thumb, ThumbRow, thumbnail_page
+
+    page_rows = [
+        ThumbRow(
+            "",
+            [Thumb(row["query"], ["query"], BLUE)]
+            + [Thumb(h["path"], [f"#{h['rank']} {h['score']:.2f}", Path(h["path"]).name]) for h in row["results"]],
+        )
+        for row in rows
     ]
-    for row in rows:
-        parts.append('<div class="row">')
-        parts.append(f'<div class="cell query">{_thumbnail(row["query"])}<br>query</div>')
-        for hit in row["results"]:
-            name = html.escape(Path(hit["path"]).name)
-            parts.append(
-                f'<div class="cell">{_thumbnail(hit["path"])}<br>#{hit["rank"]} {hit["score"]:.2f}<br>{name}</div>'
-            )
-        parts.append("</div>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return thumbnail_page("qaconv search", [("", page_rows)], intro=f"index {index}, {mode}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from qaconv.errors import QAConvError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -26,17 +28,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--distractor-fraction", type=float, default=0.1, help="distractor images (pid 0000) per gallery image (0.1)"
     )
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="processes, 0 = all CPUs; the output does not depend on it (0)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace a data set already in --out")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from qaconv.data.synthetic import generate
+    from qaconv.data.synthetic import SynthConfig, check_out_dir, generate
 
-    start = time.perf_counter()
-    meta = generate(
-        args.out,
+    config = SynthConfig(
         num_ids=args.ids,
         num_cams=args.cams,
         seed=args.seed,
@@ -47,9 +49,12 @@ def run(args: argparse.Namespace) -> int:
         quality=args.quality,
         junk_fraction=args.junk_fraction,
         distractor_fraction=args.distractor_fraction,
-        workers=args.workers,
-        overwrite=args.overwrite,
     )
+    if args.workers < 0:
+        raise QAConvError(f"--workers must be >= 0 (0 = all CPUs), got {args.workers}")
+    check_out_dir(args.out, args.overwrite, name="--out", overwrite_hint="add --overwrite")
+    start = time.perf_counter()
+    meta = generate(args.out, config=config, workers=args.workers, overwrite=args.overwrite)
     seconds = time.perf_counter() - start
     counts = meta["counts"]
     total = sum(c["images"] for c in counts.values())

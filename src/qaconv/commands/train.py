@@ -1,80 +1,30 @@
-"""`qaconv train`: train QAConv-GS; every TrainConfig key is a flag (underscores become dashes)."""
+"""`qaconv train`: train QAConv-GS; every option of the config tree is a flag (qaconv.config).
+
+Everything that can be checked is checked before the first epoch: options, the device, the output folder,
+the training images and the test sets. The run folder is locked while training, temporary files of an
+interrupted run are removed, and `--resume RUN` always works: it continues from the last finished epoch,
+starts again from RUN/config.yaml when no epoch finished, and only evaluates when training had finished.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import contextlib
+import json
+import os
 import shutil
-import typing
 from pathlib import Path
+from typing import Any
 
-from qaconv.commands import comma_list
-from qaconv.config import TrainConfig
+from qaconv.config import TRAIN_FLAGS, TrainConfig, add_flags, flag_names, given, namer, read_yaml
+from qaconv.config.files import flatten
+from qaconv.config.presets import departures, recipe_config
+from qaconv.config.tree import coerce_options
 from qaconv.errors import QAConvError
+from qaconv.lock import FolderLock
+from qaconv.rundir import RunDir
 
-HELP = {
-    "dataset": "training data set: a registered name found under --data-dir, or a folder/CSV path",
-    "data_dir": "folder holding the data sets under their usual names (see docs/datasets.md)",
-    "combine_all": "MSMT17 only: train on train+val+query+gallery ('MSMT (all)')",
-    "testsets": "comma-separated test sets evaluated at the end ('' for none)",
-    "workers": "data loading processes",
-    "arch": "backbone: resnet18, resnet34, resnet50, resnet101 or resnet152",
-    "ibn": "IBN-Net variant: a, b or none",
-    "final_layer": "where the backbone is cut: layer2, layer3 or layer4",
-    "neck": "channels of the 3x3 neck conv (0: no neck)",
-    "height": "input height in pixels",
-    "width": "input width in pixels",
-    "pretrained": "'imagenet' (public checkpoint from the torch hub cache), a file, or 'none'",
-    "sampler": "gs (graph sampling, the paper) or pk (P classes x K images)",
-    "batch_size": "images per batch (B)",
-    "num_instances": "images per class in a batch (K); B/K classes per batch",
-    "loss": "triplet (batch-hard, QAConv 2.1) or pairwise (binary cross-entropy, QAConv 2.0)",
-    "margin": "triplet margin on the matcher's logits",
-    "lr": "learning rate of the neck (the backbone and matcher use multiples of it)",
-    "backbone_lr_mult": "backbone learning rate as a multiple of --lr",
-    "matcher_lr_mult": "matcher learning rate as a multiple of --lr (1 in the paper; small values keep the logit "
-    "scale from collapsing when training without ImageNet weights)",
-    "momentum": "SGD momentum (nesterov)",
-    "weight_decay": "SGD weight decay, on every parameter",
-    "clip_value": "gradient-norm clip, separately for backbone+neck and matcher (0: no clipping)",
-    "step_factor": "adaptive schedule: decay once the loss is below this fraction of epoch 2's; >= 1: fixed step epoch",
-    "max_epochs": "most epochs (the adaptive schedule usually stops earlier)",
-    "max_iters_per_epoch": "cap on iterations per epoch (0: all; GS has one per class)",
-    "accumulate": "average the gradients of N batches per SGD step (N processes of batch B = 1 process "
-    "with --accumulate N)",
-    "freeze_bn": "backbone in eval mode while training (frozen BN statistics), as in the paper",
-    "min_size": "random occlusion: smallest square side as a fraction of the image width",
-    "max_size": "random occlusion: largest square side as a fraction of the image width (0: off)",
-    "device": "cpu, cuda, cuda:N, mps or auto",
-    "amp": "auto (fp16 on CUDA, off on CPU), off, fp16 or bf16",
-    "seed": "seed of every RNG (Python, NumPy, torch, samplers, augmentation)",
-    "deterministic": "ask torch for deterministic kernels (slower on CUDA)",
-    "eval_batch": "images per batch when extracting feature maps (GS graph and evaluation)",
-    "prob_block": "query maps per scoring block at evaluation",
-    "gal_block": "gallery maps per scoring block at evaluation",
-    "eval_dtype": "scoring precision at evaluation: auto, float32, bfloat16 or float16",
-    "rerank": "also report k-reciprocal re-ranking at the end",
-    "tlift": "also report TLift (data sets with time information)",
-}
-RUN_FILES = ("checkpoint.pt", "best.pt", "config.yaml", "metrics.jsonl", "results.json", "training_curves.png")
-
-
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One --flag per TrainConfig field; defaults are left unset so only given flags override."""
-    hints = typing.get_type_hints(TrainConfig)
-    for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        default = getattr(TrainConfig(), field.name)
-        default = ",".join(default) if isinstance(default, list) else default
-        text = f"{HELP.get(field.name, field.name.replace('_', ' '))} (default: {default})"
-        kind = hints[field.name]
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
-        elif kind == list[str]:
-            parser.add_argument(flag, type=comma_list, default=argparse.SUPPRESS, help=text)
-        else:
-            base = {int: int, float: float}.get(kind, str)
-            parser.add_argument(flag, type=base, default=argparse.SUPPRESS, help=text)
+TRAIN_NAMES = flag_names(TrainConfig, TRAIN_FLAGS)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -83,61 +33,204 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", help="YAML file of options (flags given on the command line win)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR where it stopped")
     parser.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
-    parser.add_argument("--init-from", metavar="FILE", help="start from the published code's checkpoint.pth.tar")
-    add_config_arguments(parser)
+    add_flags(parser, TrainConfig, TRAIN_NAMES)
     parser.set_defaults(func=run)
 
 
-def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """The config file (or a resumed run's config.yaml), then the flags given on the command line."""
-    from qaconv.config import config_from_dict, load_config
+# ------------------------------------------------------------------------------------------------- options
 
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
-    if overrides.get("pretrained", "").lower() == "none":
-        overrides["pretrained"] = None
+
+def _saved_options(run_dir: RunDir) -> tuple[dict[str, Any], str]:
+    """A run's options: its config.yaml, or (when that is gone) the copy inside its checkpoint."""
+    if run_dir.config.is_file():
+        return read_yaml(run_dir.config), str(run_dir.config)
+    if run_dir.checkpoint.is_file():
+        from qaconv.engine.checkpoint import read_checkpoint
+
+        saved = read_checkpoint(run_dir.checkpoint).get("config")
+        if isinstance(saved, dict):
+            return saved, f"{run_dir.checkpoint} (config.yaml is missing)"
+    raise QAConvError(f"--resume {run_dir.path}: not a run folder (no config.yaml and no checkpoint.pt)")
+
+
+def user_options(args: argparse.Namespace) -> dict[str, object]:
+    """{dotted path: value} the user chose: the config file (or a resumed run's options), then the flags."""
+    values: dict[str, object] = {}
     if args.resume:
-        base = load_config(TrainConfig, Path(args.resume) / "config.yaml")
+        mapping, name = _saved_options(RunDir(args.resume))
+        values["recipe"] = "paper"  # runs made before recipes existed; newer ones record theirs
     elif args.config:
-        base = load_config(TrainConfig, args.config)
+        mapping, name = read_yaml(args.config), str(args.config)
     else:
-        base = TrainConfig()
-    return config_from_dict(TrainConfig, {**dataclasses.asdict(base), **overrides}, source="command line")
+        mapping, name = {}, ""
+    values.update(coerce_options(TrainConfig, flatten(TrainConfig, mapping, name), lambda path: f"{name}: {path}"))
+    values.update(coerce_options(TrainConfig, given(args), namer(TRAIN_NAMES)))
+    return values
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """The recipe's defaults (auto: scratch without pretrained weights), then the user's options, validated."""
+    return recipe_config(user_options(args), namer(TRAIN_NAMES))
+
+
+def describe_recipe(config: TrainConfig) -> str:
+    if config.recipe == "scratch":
+        return f"recipe: scratch (no pretrained weights; docs/training.md): {departures('scratch')}"
+    return "recipe: paper (QAConv 2.1)"
+
+
+# -------------------------------------------------------------------------------------- checks and folders
+
+
+def check_out_folder(out: Path) -> None:
+    """The run folder must be a folder we can create and write, before any work."""
+    if out.exists() and not out.is_dir():
+        raise QAConvError(f"--out {out} exists and is not a folder")
+    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise QAConvError(f"--out {out}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise QAConvError(f"--out {out}: cannot write in {parent}")
+
+
+def check_before_work(config: TrainConfig, device: Any) -> None:
+    """What would otherwise fail after training: the test sets and the evaluation precision."""
+    from qaconv.device import amp_dtype
+    from qaconv.engine.evaluate import load_testset
+
+    amp_dtype(config.optimization.amp, device)
+    if config.evaluation.dtype == "float16" and device.type != "cuda":
+        raise QAConvError(f"--eval-dtype float16 needs a CUDA device (this is {device.type}); use float32 or bfloat16")
+    for name in config.evaluation.testsets:
+        load_testset(name, config.data.data_dir)
 
 
 def prepare_run_dir(out: Path, overwrite: bool) -> None:
-    """Refuse to mix two runs in one folder unless --overwrite, which removes the old run's files."""
-    existing = [name for name in RUN_FILES if (out / name).exists()]
-    if existing and not overwrite:
-        raise QAConvError(f"{out} already holds a run ({', '.join(existing)}); use --resume {out} or --overwrite")
-    for name in existing:
-        (out / name).unlink()
-    if (out / "tensorboard").is_dir():
-        shutil.rmtree(out / "tensorboard")
+    """Refuse to replace a run's results unless --overwrite; clear what an aborted start left behind."""
+    run_dir = RunDir(out)
+    check_out_folder(out)
+    kept = [p.name for p in (run_dir.checkpoint, run_dir.best, run_dir.results) if p.exists()]
+    if kept and not overwrite:
+        raise QAConvError(f"{out} already holds a run ({', '.join(kept)}); use --resume {out} or --overwrite")
+    for path in run_dir.run_files():
+        path.unlink(missing_ok=True)
+    for folder in (run_dir.tensorboard, run_dir.report):
+        if folder.is_dir():
+            shutil.rmtree(folder)
+    for stale in out.glob("*_score.*") if out.is_dir() else ():
+        stale.unlink()
+
+
+def remove_temporary_files(out: Path) -> None:
+    """Temporary files of writes that an interruption cut short (only the lock holder may do this)."""
+    for tmp in out.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------------- run
 
 
 def run(args: argparse.Namespace) -> int:
     from qaconv.engine.distributed import init_distributed, shutdown
-    from qaconv.engine.train import Trainer, evaluate_run
 
     if args.resume and args.out and Path(args.out) != Path(args.resume):
         raise QAConvError("--resume RUN_DIR continues in RUN_DIR; leave out --out or give the same folder")
-    out = Path(args.resume or args.out or "")
     if not args.resume and not args.out:
         raise QAConvError("--out RUN_DIR is required (or --resume RUN_DIR)")
+    out = Path(args.resume or args.out)
+    check_out_folder(out)
     config = resolve_config(args)
-    ctx = init_distributed(config.device)
+    ctx = init_distributed(config.run.device)
+    finished = False
     try:
-        if ctx.is_main and not args.resume:
-            prepare_run_dir(out, args.overwrite)
-        trainer = Trainer(config, out, ctx, resume=bool(args.resume), init_from=args.init_from)
-        try:
-            trainer.fit()
-        except KeyboardInterrupt:
-            if ctx.is_main:
-                print(f"interrupted; the last finished epoch is saved: qaconv train --resume {out}")
-            raise
-        if ctx.is_main:
-            evaluate_run(trainer)
+        check_before_work(config, ctx.device)
+        with _locked_on_main(out, ctx):
+            train_in(out, config, ctx, resume=bool(args.resume), overwrite=args.overwrite)
+        finished = True
     finally:
-        shutdown(ctx)
+        shutdown(ctx, finished)
     return 0
+
+
+@contextlib.contextmanager
+def _locked_on_main(out: Path, ctx: Any) -> Any:
+    """The run folder's lock, held by rank 0; every rank stops when rank 0 could not take it."""
+    from qaconv.engine.distributed import all_reduce_sum
+
+    lock = FolderLock(out, "qaconv train")
+    refused: QAConvError | None = None
+    if ctx.is_main:
+        try:
+            lock.acquire()
+        except QAConvError as exc:
+            refused = exc
+    if all_reduce_sum([float(refused is not None)], ctx)[0]:
+        raise refused or QAConvError(f"{out}: rank 0 could not lock the run folder")
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def train_in(out: Path, config: TrainConfig, ctx: Any, resume: bool, overwrite: bool) -> None:
+    """Train in the (locked) run folder `out`, then evaluate on the test sets."""
+    from qaconv.engine.train import Trainer
+
+    run_dir = RunDir(out)
+    if ctx.is_main:
+        remove_temporary_files(out)
+        if resume and not run_dir.checkpoint.is_file():
+            print(f"{out}: no epoch had finished; starting the run again from its options", flush=True)
+            resume = False
+            overwrite = True
+        if not resume:
+            prepare_run_dir(out, overwrite)
+    trainer = Trainer.from_config(config, out, ctx, resume=resume)
+    if ctx.is_main:
+        print(describe_recipe(config), flush=True)
+    if resume and trainer.schedule.finished(trainer.epoch) and ctx.is_main:
+        print(f"{out}: training had finished (epoch {trainer.epoch}); give --max-epochs M to train further")
+    try:
+        trainer.fit()
+    except KeyboardInterrupt:
+        if ctx.is_main:
+            done = f"epoch {trainer.history[-1]['epoch']} is saved" if trainer.history else "no epoch had finished"
+            print(f"interrupted ({done}); continue with: qaconv train --resume {out}", flush=True)
+        raise
+    if ctx.is_main:
+        missing = _unevaluated(run_dir, config) if resume else None
+        evaluate_run(trainer, config, out, only=missing)
+
+
+def _unevaluated(run_dir: RunDir, config: TrainConfig) -> list[str]:
+    """The test sets without an entry in results.json (a resumed run evaluates only those)."""
+    from qaconv.engine.evaluate import load_testset
+
+    try:
+        done = json.loads(run_dir.results.read_text()) if run_dir.results.is_file() else {}
+    except ValueError:
+        done = {}
+    return [t for t in config.evaluation.testsets if load_testset(t, config.data.data_dir)[0] not in done]
+
+
+def evaluate_run(trainer: Any, config: TrainConfig, out: Path, only: list[str] | None = None) -> dict:
+    """Evaluate the trained model on every --testsets entry (or those in `only`) as `qaconv evaluate` does."""
+    e = config.evaluation
+    testsets = e.testsets if only is None else only
+    if not testsets:
+        return {}
+    from qaconv.engine.evaluate import EvalOptions, run_evaluation
+
+    options = EvalOptions(
+        batch_size=e.batch_size,
+        workers=config.run.workers,
+        prob_block=e.prob_block,
+        gal_block=e.gal_block,
+        dtype=e.dtype,
+        rerank=e.rerank,
+        tlift=e.tlift,
+    )
+    return run_evaluation(
+        trainer.model, trainer.matcher, config.model.network(), testsets, config.data.data_dir, out, options,
+        trainer.device,
+    )  # fmt: skip

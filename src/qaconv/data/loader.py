@@ -24,11 +24,20 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
+from qaconv.data.samplers import SeededBatches
 from qaconv.data.transforms import to_rgb
 from qaconv.device import resolve_device
 from qaconv.errors import QAConvError
 
-__all__ = ["ImageDataset", "ImageLoader", "load_image", "make_loader", "seed_everything", "worker_init_fn"]
+__all__ = [
+    "EpochLoader",
+    "ImageDataset",
+    "ImageLoader",
+    "load_image",
+    "make_loader",
+    "seed_everything",
+    "worker_init_fn",
+]
 
 
 def seed_everything(seed: int) -> int:
@@ -165,3 +174,42 @@ def make_loader(
     if batch_sampler is not None:
         return ImageLoader(dataset, batch_sampler=batch_sampler, **kwargs)
     return ImageLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, **kwargs)
+
+
+class EpochLoader:
+    """The batches of a training epoch: `batch_sampler` set to that epoch, every image augmented from its
+    own seed (run seed, epoch, batch number over all ranks, slot), so augmentation does not depend on the
+    number of processes, loader workers or where a run was resumed.
+
+        for images, pids, camids, indices in loader.epoch(3): ...
+    """
+
+    def __init__(
+        self,
+        dataset: ImageDataset,
+        batch_sampler: Any,
+        *,
+        seed: int = 0,
+        num_workers: int = 0,
+        device: str | torch.device | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.batch_sampler = batch_sampler
+        self.seed = int(seed)
+        self.num_workers = num_workers
+        self.device = device
+
+    @property
+    def batch_size(self) -> int:
+        return self.batch_sampler.batch_size
+
+    def epoch(self, epoch: int) -> ImageLoader:
+        """A DataLoader over epoch `epoch` (1-based); the sampler builds its batches when iteration starts."""
+        self.batch_sampler.set_epoch(epoch - 1)
+        return make_loader(
+            self.dataset,
+            batch_sampler=SeededBatches(self.batch_sampler, (self.seed, epoch)),
+            num_workers=self.num_workers,
+            device=self.device,
+            seed=self.seed * 100_003 + epoch,
+        )

@@ -7,6 +7,8 @@ Training, in this order (the published code's `get_data`):
     -> ColorJitter(brightness=(0.5, 2), contrast=(0.5, 2), saturation=(0.5, 2), hue=(-0.1, 0.1))
     -> RandomOcclusion(min_size=0, max_size=0.8) -> ToTensor   (float [3, H, W] in [0, 1], NO Normalize)
 
+The padding is the paper's 10 pixels at its width of 128 and scales with other widths (5 at 64, 2 at 32).
+
 Test (and graph-sampling) transform: ToRGB -> Resize((H, W), BICUBIC) -> ToTensor.
 
 ColorJitter applies its four adjustments in a fresh random order per image, as torchvision's
@@ -296,7 +298,7 @@ class Compose:
 def build_train_transform(
     height: int = 384,
     width: int = 128,
-    padding: int = 10,
+    padding: int | None = None,
     flip: float = 0.5,
     rotation: float = 5.0,
     color_jitter: bool = True,
@@ -306,9 +308,14 @@ def build_train_transform(
 ) -> Compose:
     """The training augmentation of SPEC 1.7 at (height, width): PIL image -> float tensor [3, H, W] in [0, 1].
 
-    padding=0, flip=0, rotation=0, color_jitter=False or max_size=0 switch the matching step off.
+    padding=None scales the paper's 10 pixels at width 128 to the input width (round(10 * width / 128)), so
+    the random crop shifts a small input by the same fraction as the paper's (10 px would move a 32-pixel-wide
+    input by a third of its width and keep a from-scratch model from learning). padding=0, flip=0,
+    rotation=0, color_jitter=False or max_size=0 switch the matching step off.
     """
     _check_size(height, width)
+    if padding is None:
+        padding = max(1, round(10 * width / 128))
     steps: list[Callable] = [ToRGB(), Resize(height, width), Pad(padding), RandomCrop(height, width)]
     if flip > 0:
         steps.append(RandomHorizontalFlip(flip))

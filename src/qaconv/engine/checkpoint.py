@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from torch import nn
 
 from qaconv.config import ModelConfig
 from qaconv.errors import QAConvError
+from qaconv.io import atomic_torch_save
 from qaconv.matching import QAConv
 from qaconv.models import FeatureMapNet
 
@@ -30,23 +29,9 @@ BEST = "best.pt"
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
-    """Write `payload` with torch.save to a temporary file beside `path`, then rename it over `path`.
-
-    A crash or Ctrl-C during the write leaves the previous checkpoint intact.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write `payload` with torch.save atomically (`qaconv.io.atomic_torch_save`): a crash or Ctrl-C during
+    the write leaves the previous checkpoint intact; a failed write (a full disk) is a one-line error."""
+    return atomic_torch_save(payload, path)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -138,6 +123,7 @@ def load_model(path: str | Path, device: torch.device | str | None = None) -> tu
     load_state(model, payload["model"], f"{source} model")
     load_state(matcher, payload["matcher"], f"{source} matcher")
     check_compatible(model, matcher, config, source)
+    check_finite(model, matcher, source)
     return model.to(device or "cpu").eval(), matcher.to(device or "cpu").eval(), config
 
 
@@ -151,29 +137,62 @@ def check_compatible(model: FeatureMapNet, matcher: QAConv, config: ModelConfig,
         )
 
 
+def check_finite(model: nn.Module, matcher: nn.Module, source: str) -> None:
+    """Refuse weights or statistics that are NaN or infinite (a diverged training): they give NaN scores."""
+    for prefix, module in (("model.", model), ("matcher.", matcher)):
+        for name, tensor in module.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise QAConvError(
+                    f"{source} holds non-finite weights (NaN or inf, first in {prefix}{name}): the training "
+                    "diverged; use an earlier checkpoint"
+                )
+
+
 def _is_published(payload: Any) -> bool:
     return isinstance(payload, dict) and "model" in payload and "criterion" in payload
 
 
-def import_published_checkpoint(path: str | Path, model: FeatureMapNet, matcher: QAConv) -> None:
+def import_published_checkpoint(payload: dict[str, Any], model: FeatureMapNet, matcher: QAConv, source: str) -> None:
     """Load the published code's `checkpoint.pth.tar` (model: base.* / neck_conv.*, criterion: matcher.*)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise QAConvError(f"--init-from: checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise QAConvError(f"--init-from: {path} is not a readable checkpoint ({exc})") from exc
-    if not _is_published(payload):
-        keys = ", ".join(sorted(map(str, payload))[:6]) if isinstance(payload, dict) else type(payload).__name__
-        raise QAConvError(f"--init-from: {path} has no 'model' and 'criterion' entries (it has {keys})")
     model_state = {k.removeprefix("module."): v for k, v in payload["model"].items()}
     own = model.state_dict()
     # Stages after final_layer are not part of the model; the published checkpoint holds the whole ResNet.
     model_state = {k: v for k, v in model_state.items() if k in own or not k.startswith("base.")}
     matcher_state = {k.removeprefix("matcher."): v for k, v in payload["criterion"].items() if k.startswith("matcher.")}
-    load_state(model, model_state, f"{path} model")
-    load_state(matcher, matcher_state, f"{path} criterion.matcher")
+    load_state(model, model_state, f"{source} model")
+    load_state(matcher, matcher_state, f"{source} criterion.matcher")
+
+
+def load_initial_weights(path: str | Path, model: FeatureMapNet, matcher: QAConv, config: ModelConfig) -> None:
+    """A warm start (--init-from): the weights of a qaconv run folder or checkpoint, or of the published
+    code's checkpoint.pth.tar, into a model built for `config` (only the weights: no optimizer or schedule)."""
+    path = Path(path).expanduser()
+    source = f"--init-from {path}"
+    if path.is_dir():
+        path = path / LAST
+        if not path.is_file():
+            raise QAConvError(f"{source}: no {LAST} in that folder (is it a qaconv run folder?)")
+    elif not path.is_file():
+        raise QAConvError(f"{source}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise QAConvError(f"{source}: not a readable checkpoint ({type(exc).__name__})") from exc
+    if _is_published(payload):
+        import_published_checkpoint(payload, model, matcher, source)
+    elif isinstance(payload, dict) and payload.get("format") == FORMAT:
+        stored = payload.get("model_config") or {}
+        differ = {k: (stored.get(k), v) for k, v in dataclasses.asdict(config).items() if stored.get(k) != v}
+        if differ:
+            details = ", ".join(f"{k} {a!r} there, {b!r} here" for k, (a, b) in differ.items())
+            raise QAConvError(f"{source}: that model is not this one ({details})")
+        load_state(model, payload["model"], f"{source} model")
+        load_state(matcher, payload["matcher"], f"{source} matcher")
+    else:
+        keys = ", ".join(sorted(map(str, payload))[:6]) if isinstance(payload, dict) else type(payload).__name__
+        raise QAConvError(
+            f"{source}: neither a qaconv checkpoint nor the published code's checkpoint.pth.tar (it has {keys})"
+        )
 
 
 def _unwrap(module: nn.Module) -> nn.Module:

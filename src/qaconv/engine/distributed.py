@@ -57,11 +57,11 @@ def all_reduce_sum(values: list[float], ctx: DistContext) -> list[float]:
     return tensor.tolist()
 
 
-def barrier(ctx: DistContext) -> None:
-    if ctx.enabled:
-        dist.barrier()
-
-
-def shutdown(ctx: DistContext) -> None:
+def shutdown(ctx: DistContext, finished: bool = True) -> None:
+    """Leave the process group. After a run that `finished` on every rank, the ranks first wait for each other
+    (rank 0 alone evaluates), so no rank exits while another still talks to it: a rank whose peer has gone
+    can abort at exit inside the backend's threads ("terminate called without an active exception")."""
     if ctx.enabled and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()

@@ -1,18 +1,20 @@
 """Feature-map extraction: images -> L2-normalised maps [N, C, h, w], batched, in eval mode, without grad.
 
-One function serves evaluation, the graph sampler's representatives and inference. On CUDA the
+One loop (`feature_map_batches`) serves evaluation, the graph sampler's representatives and inference
+(`extract_feature_maps` collects its batches for a list of image records). On CUDA the
 forward runs under autocast (float16 by default); on CPU in float32 unless bfloat16 is asked for.
 Maps are returned on the CPU (float16 storage halves memory for large galleries).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from qaconv.data.loader import ImageDataset, make_loader
@@ -27,6 +29,40 @@ def autocast_context(device: torch.device, dtype: torch.dtype | None):
 
 
 @torch.no_grad()
+def feature_map_batches(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: torch.device | str | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    out_dtype: torch.dtype = torch.float32,
+    progress: str | None = None,
+) -> Iterator[tuple[torch.Tensor, list[Any]]]:
+    """Yield (maps [B, C, h, w] on the CPU, the batch's other fields) for the items (image, *fields) of
+    `dataset`, in order: the one extraction loop of evaluation, the graph sampler and inference.
+
+    The model is put in eval mode while batches are drawn and restored afterwards. `autocast_dtype`
+    None means float16 on CUDA and float32 elsewhere. `progress` labels a progress bar, drawn only
+    when stderr is a terminal (None: no bar).
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if autocast_dtype is None and device.type == "cuda":
+        autocast_dtype = torch.float16
+    loader = make_loader(dataset, batch_size=batch_size, num_workers=num_workers, device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        # disable=None: tqdm draws nothing when stderr is not a terminal (logs, pipes)
+        for images, *fields in tqdm(loader, desc=progress, disable=None if progress else True, leave=False):
+            with autocast_context(device, autocast_dtype):
+                maps = model(images.to(device, non_blocking=True))
+            yield maps.to("cpu", out_dtype), fields
+    finally:
+        model.train(was_training)
+
+
 def extract_feature_maps(
     model: nn.Module,
     records: Sequence[Any],
@@ -42,28 +78,19 @@ def extract_feature_maps(
 ) -> torch.Tensor:
     """Feature maps of `records` (objects with .path, or (path, pid, camid) tuples) in their order.
 
-    The model is put in eval mode for the call and restored afterwards. `autocast_dtype` None means
-    float16 on CUDA and float32 elsewhere. `progress` is a label for a progress bar (None: silent).
+    Images are decoded and resized by the test transform; see `feature_map_batches` for the rest.
     """
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    if autocast_dtype is None and device.type == "cuda":
-        autocast_dtype = torch.float16
-    loader = make_loader(
+    batches = feature_map_batches(
+        model,
         ImageDataset(records, build_test_transform(height, width)),
         batch_size=batch_size,
         num_workers=num_workers,
         device=device,
+        autocast_dtype=autocast_dtype,
+        out_dtype=out_dtype,
+        progress=progress,
     )
-    was_training = model.training
-    model.eval()
-    chunks = []
-    try:
-        for images, *_ in tqdm(loader, desc=progress, disable=progress is None, leave=False):
-            with autocast_context(device, autocast_dtype):
-                maps = model(images.to(device, non_blocking=True))
-            chunks.append(maps.to("cpu", out_dtype))
-    finally:
-        model.train(was_training)
+    chunks = [maps for maps, _ in batches]
     if not chunks:
         return torch.empty(0)
     return torch.cat(chunks)

@@ -3,8 +3,8 @@
 A builder returns `neighbors_fn(sample_indices, k) -> LongTensor[C, k]` for
 `qaconv.data.samplers.GraphSampler`: it gets the feature maps of one representative sample per
 class from `extract_fn`, scores them all against each other block by block, and keeps only a
-running top-k per class. The published sampler held the dense C x C distance matrix (plus a
-C x C identity) instead, which is 40 GB each at 100k classes.
+running top-k per class (`qaconv.matching.topk`). The published sampler held the dense C x C
+distance matrix (plus a C x C identity) instead, which is 40 GB each at 100k classes.
 
 - `qaconv_neighbors_fn`: QAConv logits (eval mode, running batch-norm statistics), as in the paper.
 - `embedding_neighbors_fn`: cosine similarity of global-average-pooled, L2-normalised features,
@@ -18,7 +18,7 @@ the same table; `extract_fn` is called on every rank and must return the same ma
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -27,65 +27,10 @@ from torch import Tensor
 
 from qaconv.errors import QAConvError
 from qaconv.matching import QAConv, score_blocks
+from qaconv.matching.topk import ScoreBlocks, running_topk
 
 ExtractFn = Callable[[Tensor], Tensor]
 NeighborsFn = Callable[[Tensor, int], Tensor]
-ScoreBlocks = Iterable[tuple[int, int, Tensor]]
-
-_NONE = torch.iinfo(torch.int64).min  # key of an empty slot or an excluded pair
-_LOW = 2**32  # keys hold the score's order-preserving bits above 32 bits of (reversed) column index
-
-
-def _score_keys(scores: Tensor, col_start: int) -> Tensor:
-    """int64 keys ordered like (score descending, column ascending): unique, so top-k has no ties."""
-    bits = (scores.float() + 0.0).view(torch.int32)  # + 0.0 turns -0.0 into 0.0, a fresh contiguous tensor
-    ordered = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).long()  # signed order == float order
-    cols = torch.arange(col_start, col_start + scores.shape[1], device=scores.device)
-    return ordered * _LOW + (_LOW - 1 - cols)
-
-
-def _decode_keys(keys: Tensor) -> tuple[Tensor, Tensor]:
-    cols = (_LOW - 1) - (keys & (_LOW - 1))
-    ordered = (keys >> 32).int()
-    bits = torch.where(ordered < 0, ordered ^ 0x7FFFFFFF, ordered)
-    return cols, bits.view(torch.float32)
-
-
-def running_topk(
-    blocks: ScoreBlocks, num_rows: int, k: int, *, row_offset: int = 0, exclude_self: bool = True
-) -> tuple[Tensor, Tensor]:
-    """The k highest-scoring columns of every row from score blocks that arrive one at a time.
-
-    `blocks` yields (row_start, col_start, scores[rows, cols]) in any order, covering rows
-    0..num_rows-1 (higher score = more similar). With `exclude_self`, the pair of row r and column
-    row_offset + r is skipped (row r is the class row_offset + r when the rows are one rank's share).
-    Returns (columns, scores), both [num_rows, k] and sorted by score, ties by the lower column.
-    Memory: the [num_rows, k] running keys plus one block.
-    """
-    if k < 1:
-        raise QAConvError(f"k must be at least 1, got {k}")
-    best: Tensor | None = None
-    bad = None
-    for row_start, col_start, scores in blocks:
-        if best is None:
-            best = torch.full((num_rows, k), _NONE, dtype=torch.int64, device=scores.device)
-        keys = _score_keys(scores, col_start)
-        nan = torch.isnan(scores).any()
-        bad = nan if bad is None else bad | nan
-        rows = torch.arange(row_start, row_start + len(scores), device=scores.device)
-        if exclude_self:
-            self_col = rows + row_offset - col_start
-            hit = (self_col >= 0) & (self_col < scores.shape[1])
-            keys[rows[hit] - row_start, self_col[hit]] = _NONE
-        merged = torch.cat([best[row_start : row_start + len(scores)], keys], dim=1)
-        best[row_start : row_start + len(scores)] = merged.topk(k, dim=1).values
-    if best is None:
-        raise QAConvError("running_topk got no score blocks")
-    if bool(bad):
-        raise QAConvError("neighbour scores contain NaN (diverged model or matcher?)")
-    if bool((best == _NONE).any()):
-        raise QAConvError(f"some rows have fewer than k={k} candidate columns")
-    return _decode_keys(best)
 
 
 def _rank_and_world() -> tuple[int, int]:

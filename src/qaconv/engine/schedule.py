@@ -2,7 +2,8 @@
 
 Adaptive (step_factor < 1): the mean loss of epoch 2 is the reference; after the first epoch whose
 loss falls below step_factor x reference, every learning rate is multiplied by 0.1 once and training
-stops e // 2 epochs later (capped at max_epochs). Fixed (step_factor >= 1): one decay after epoch
+stops e // 2 epochs later (capped at max_epochs). After N graph-sampling warm-up epochs the reference
+is epoch N + 2, the second epoch of the paper's method. Fixed (step_factor >= 1): one decay after epoch
 int(step_factor) and max_epochs epochs in all (`--step-factor 10 --max-epochs 15` is QAConv 2.0's).
 """
 
@@ -23,6 +24,7 @@ class AdaptiveSchedule:
     base_loss: float | None = None
     lr_stepped: bool = False
     final_epochs: int = 0
+    reference_epoch: int = 2
 
     def __post_init__(self) -> None:
         if self.step_factor <= 0:
@@ -43,7 +45,7 @@ class AdaptiveSchedule:
         if self.fixed:
             self.lr_stepped = epoch >= int(self.step_factor)
             return self.lr_stepped
-        if epoch == 2:
+        if epoch == self.reference_epoch:
             self.base_loss = float(loss)
         if self.base_loss is not None and loss < self.step_factor * self.base_loss:
             self.lr_stepped = True

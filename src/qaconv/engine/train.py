@@ -1,25 +1,25 @@
-"""Training QAConv with Graph Sampling (QAConv 2.1 recipe, SPEC 1.5-1.8).
+"""The training loop of QAConv-GS, made of parts that are passed in (SPEC 1.5-1.8).
 
-Per epoch: the sampler builds its batches (GS: one representative image per class is embedded
-with the current weights and every class anchors one batch with its nearest classes), then SGD
-on the batch-hard triplet loss of the batch's all-pairs QAConv scores. The backbone runs in eval
-mode (frozen BN statistics; their affine parameters still train) while the matcher's batch norms
-use batch statistics. `accumulate` N averages N batches' gradients per step, which is what N
-DDP processes do (SeededBatches gives every image the same augmentation either way). Each epoch
-ends with an atomic checkpoint that `resume=True` continues from exactly: weights, optimizer,
-grad scaler, schedule, sampler cursors and every RNG.
+    trainer = Trainer(model, criterion, optimizer, sampler, loader, schedule, callbacks=[...])
+    trainer.fit()
+
+Per epoch the batch sampler builds its batches (GS: one representative image per class is embedded
+with the current weights and every class anchors one batch with its nearest classes), then SGD on the
+criterion's per-anchor losses of the batch's all-pairs QAConv scores. With `freeze_bn` the backbone
+runs in eval mode (frozen BN statistics; their affine parameters still train) while the matcher's
+batch norms use batch statistics. `accumulate` N averages N batches' gradients per step, which is what
+N DDP processes do. A `TrainingGuard` stops a run whose scores collapse or whose weights diverge.
+Callbacks do everything around the loop: checkpoints, logs, curves, progress.
+`Trainer.from_config(config, run_dir)` assembles all of it from a TrainConfig (qaconv.engine.assemble).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import random
-import sys
 import time
-from dataclasses import asdict
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,43 +27,19 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import clip_grad_norm_
 
-from qaconv.config import TrainConfig, save_config
-from qaconv.data import open_dataset
-from qaconv.data.loader import ImageDataset, make_loader, seed_everything
-from qaconv.data.samplers import GraphSampler, PKSampler, SeededBatches
-from qaconv.data.transforms import build_train_transform
-from qaconv.engine.checkpoint import (
-    BEST,
-    LAST,
-    build_model,
-    import_published_checkpoint,
-    load_state,
-    model_payload,
-    read_checkpoint,
-    save_checkpoint,
-)
+from qaconv.data.loader import EpochLoader
+from qaconv.data.samplers import ClassBatchSampler
+from qaconv.engine.callbacks import Callback
 from qaconv.engine.distributed import DistContext, all_reduce_sum
-from qaconv.engine.features import autocast_context, extract_feature_maps
-from qaconv.engine.neighbors import qaconv_neighbors_fn
+from qaconv.engine.features import autocast_context
+from qaconv.engine.guard import TrainingGuard
 from qaconv.engine.schedule import DECAY, AdaptiveSchedule
 from qaconv.errors import QAConvError
-from qaconv.losses import PairwiseMatchingLoss, TripletLoss
 
-MAX_SKIPPED_IN_A_ROW = 50
-LOSSES = ("triplet", "pairwise")
-SAMPLERS = ("gs", "pk")
-AMP_MODES = ("auto", "off", "fp16", "bf16")
+if TYPE_CHECKING:
+    from pathlib import Path
 
-
-def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for --amp: auto is float16 on CUDA and off elsewhere."""
-    if mode not in AMP_MODES:
-        raise QAConvError(f"--amp must be one of {', '.join(AMP_MODES)}, got {mode!r}")
-    if mode == "auto":
-        return torch.float16 if device.type == "cuda" else None
-    if mode == "fp16" and device.type != "cuda":
-        raise QAConvError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU")
-    return {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}[mode]
+    from qaconv.config import TrainConfig
 
 
 class _TrainStep(nn.Module):
@@ -78,14 +54,15 @@ class _TrainStep(nn.Module):
         return self.criterion(self.model(images), labels)
 
 
-def _capture_rng() -> dict[str, Any]:
+def capture_rng() -> dict[str, Any]:
+    """The state of Python's, NumPy's and torch's global generators (CUDA's too where present)."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _restore_rng(state: dict[str, Any]) -> None:
+def restore_rng(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
@@ -94,157 +71,124 @@ def _restore_rng(state: dict[str, Any]) -> None:
 
 
 class Trainer:
-    """Builds everything a run needs from a TrainConfig and trains until the schedule stops it."""
+    """Trains `model` and the matcher inside `criterion` until `schedule` ends the run.
+
+    Args:
+        model: images [B, 3, H, W] -> feature maps (a FeatureMapNet).
+        criterion: (feature maps, labels) -> (loss [B], accuracy [B]); holds the matcher as `.matcher`.
+        optimizer: over the model's and the matcher's parameters (param groups keep their own lr).
+        sampler: the batch sampler (PK or Graph) whose state is checkpointed.
+        loader: yields (images, labels, ...) batches of an epoch from `sampler` (an EpochLoader).
+        schedule: when to decay the learning rates and when to stop (AdaptiveSchedule).
+        callbacks: called around epochs and batches (checkpoints, logs, progress).
+        guard: stops the run on a collapse or divergence (None: no checks but the skip rule).
+        amp_dtype: autocast dtype (None: float32); float16 uses a grad scaler.
+        clip_value: gradient-norm clip, separately for the model and the matcher (0: none).
+        accumulate: batches whose gradients are averaged per SGD step.
+        freeze_bn: the model runs in eval mode (frozen BN statistics).
+        logit_scale_floor: after every step the matcher's logit scale is kept at least this (0: free).
+        lr_warmup_iters: the learning rates rise linearly over this many iterations (0: none).
+        max_iters_per_epoch: cap on the batches of an epoch (0: all).
+    """
 
     def __init__(
         self,
-        config: TrainConfig,
-        out_dir: str | Path,
-        ctx: DistContext | None = None,
+        model: nn.Module,
+        criterion: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        sampler: ClassBatchSampler,
+        loader: EpochLoader,
+        schedule: AdaptiveSchedule,
         *,
-        resume: bool = False,
-        init_from: str | None = None,
-        quiet: bool = False,
+        callbacks: Sequence[Callback] = (),
+        guard: TrainingGuard | None = None,
+        ctx: DistContext | None = None,
+        amp_dtype: torch.dtype | None = None,
+        clip_value: float = 8.0,
+        accumulate: int = 1,
+        freeze_bn: bool = True,
+        logit_scale_floor: float = 0.0,
+        lr_warmup_iters: int = 0,
+        max_iters_per_epoch: int = 0,
     ) -> None:
-        self.config = config
-        self.out_dir = Path(out_dir)
+        if accumulate < 1:
+            raise QAConvError(f"--accumulate must be >= 1, got {accumulate}")
+        self.model = model
+        self.criterion = criterion
+        self.matcher = criterion.matcher
+        self.optimizer = optimizer
+        self.sampler = sampler
+        self.loader = loader
+        self.schedule = schedule
+        self.callbacks = list(callbacks)
+        self.guard = guard
         self.ctx = ctx or DistContext()
         self.device = self.ctx.device
-        self.quiet = quiet or not self.ctx.is_main
-        _check_options(config)
-        seed_everything(config.seed)
-        torch.backends.cudnn.benchmark = not config.deterministic
-        if config.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
-
-        self.dataset = open_dataset(config.dataset, config.data_dir, config.combine_all)
-        self.records = self.dataset.train
-        if not self.records:
-            raise QAConvError(f"data set {config.dataset} has no training images")
-        self.model_config = config.model_config()
-        pretrained = None if resume or init_from else config.pretrained
-        self.model, self.matcher = build_model(self.model_config, pretrained=pretrained)
-        if init_from:
-            import_published_checkpoint(init_from, self.model, self.matcher)
-        self.model.to(self.device)
-        self.matcher.to(self.device)
-        if config.loss == "triplet":
-            self.criterion = TripletLoss(self.matcher, config.margin)
-        else:
-            self.criterion = PairwiseMatchingLoss(self.matcher)
-        self.optimizer = self._build_optimizer()
-        self.amp_dtype = amp_dtype(config.amp, self.device)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.schedule = AdaptiveSchedule(config.step_factor, config.max_epochs)
-        self.graph_seconds = 0.0
-        self.sampler = self._build_sampler()
-        transform = build_train_transform(
-            config.height, config.width, min_size=config.min_size, max_size=config.max_size
-        )
-        self.train_set = ImageDataset(self.records, transform)
-        step = _TrainStep(self.model, self.criterion)
+        self.amp_dtype = amp_dtype
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp_dtype == torch.float16)
+        self.clip_value = clip_value
+        self.accumulate = accumulate
+        self.freeze_bn = freeze_bn
+        self.logit_scale_floor = logit_scale_floor
+        self.lr_warmup_iters = lr_warmup_iters
+        self.max_iters_per_epoch = max_iters_per_epoch
+        step = _TrainStep(model, criterion)
         self.step_module = DistributedDataParallel(step) if self.ctx.enabled else step
+        for group in self.optimizer.param_groups:
+            group.setdefault("base_lr", group["lr"])
         self.epoch = 0
+        self.iteration = 0  # SGD steps taken (lr warm-up)
         self.history: list[dict[str, Any]] = []
         self.best_loss = float("inf")
-        if resume:
-            self._resume(self.out_dir / LAST)
 
-    # ------------------------------------------------------------------------------------------ set-up
+    @classmethod
+    def from_config(
+        cls, config: TrainConfig, run_dir: str | Path | None = None, ctx: DistContext | None = None, **kwargs: Any
+    ) -> Trainer:
+        """Everything `qaconv train` builds from a TrainConfig (see qaconv.engine.assemble.build_trainer)."""
+        from qaconv.engine.assemble import build_trainer
 
-    def _build_optimizer(self) -> torch.optim.SGD:
-        """SGD (nesterov): backbone at backbone_lr_mult x lr, neck at lr, matcher at matcher_lr_mult x lr."""
-        c = self.config
-        groups = [{"params": list(self.model.base.parameters()), "lr": c.lr * c.backbone_lr_mult}]
-        if self.model.neck_conv is not None:
-            groups.append({"params": list(self.model.neck_conv.parameters()), "lr": c.lr})
-        groups.append({"params": list(self.matcher.parameters()), "lr": c.lr * c.matcher_lr_mult})
-        return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, nesterov=True)
+        return build_trainer(config, run_dir, ctx, **kwargs)
 
-    def _build_sampler(self) -> PKSampler | GraphSampler:
-        c, labels = self.config, [r.pid for r in self.records]
-        common = dict(batch_size=c.batch_size, num_instances=c.num_instances, seed=c.seed)
-        common.update(rank=self.ctx.rank, world_size=self.ctx.world_size)
-        if c.sampler == "pk":
-            return PKSampler(labels, **common)
-        neighbors = qaconv_neighbors_fn(self._extract_representatives, self.matcher, device=self.device)
+    # -------------------------------------------------------------------------------------------- state
 
-        def timed_neighbors(sample_indices: Tensor, k: int) -> Tensor:
-            start = time.perf_counter()
-            table = neighbors(sample_indices, k)
-            self.graph_seconds += time.perf_counter() - start
-            return table
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs beyond the weights: optimizer, scaler, schedule, sampler, RNGs, history."""
+        return {
+            "epoch": self.epoch,
+            "iteration": self.iteration,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "rng": capture_rng(),
+            "history": self.history,
+            "best_loss": self.best_loss,
+        }
 
-        return GraphSampler(labels, timed_neighbors, **common)
-
-    def _extract_representatives(self, sample_indices: Tensor) -> Tensor:
-        """Feature maps of the GS representatives with the current weights (eval mode, test transform)."""
-        c = self.config
-        records = [self.records[i] for i in sample_indices.tolist()]
-        return extract_feature_maps(
-            self.model,
-            records,
-            height=c.height,
-            width=c.width,
-            batch_size=c.eval_batch,
-            num_workers=c.workers,
-            device=self.device,
-            autocast_dtype=self.amp_dtype,
-            out_dtype=torch.float16 if self.device.type == "cuda" else torch.float32,
-        ).to(self.device)
-
-    # ------------------------------------------------------------------------------------- checkpoints
-
-    def _payload(self) -> dict[str, Any]:
-        return model_payload(
-            self.model,
-            self.matcher,
-            self.model_config,
-            config=asdict(self.config),
-            epoch=self.epoch,
-            optimizer=self.optimizer.state_dict(),
-            scaler=self.scaler.state_dict(),
-            schedule=self.schedule.state_dict(),
-            sampler=self.sampler.state_dict(),
-            rng=_capture_rng(),
-            history=self.history,
-            best_loss=self.best_loss,
-        )
-
-    def _resume(self, path: Path) -> None:
-        payload = read_checkpoint(path)
-        missing = [k for k in ("optimizer", "schedule", "sampler", "rng", "epoch") if k not in payload]
-        if missing:
-            raise QAConvError(f"{path} cannot be resumed: it lacks {', '.join(missing)} (not a training checkpoint)")
-        load_state(self.model, payload["model"], f"{path} model")
-        load_state(self.matcher, payload["matcher"], f"{path} matcher")
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         # The optimizer state holds the decayed learning rates: the schedule must not decay them again.
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.scaler.load_state_dict(payload["scaler"])
-        self.schedule.load_state_dict(payload["schedule"])
-        self.schedule.set_max_epochs(self.config.max_epochs)
-        self.sampler.load_state_dict(payload["sampler"])
-        _restore_rng(payload["rng"])
-        self.epoch = int(payload["epoch"])
-        self.history = list(payload.get("history", []))
-        self.best_loss = float(payload.get("best_loss", float("inf")))
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:
+            group.setdefault("base_lr", group["lr"])  # checkpoints written before lr warm-up existed
+        self.scaler.load_state_dict(state["scaler"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.sampler.load_state_dict(state["sampler"])
+        restore_rng(state["rng"])
+        self.epoch = int(state["epoch"])
+        self.iteration = int(state.get("iteration", 0))
+        self.history = list(state.get("history", []))
+        self.best_loss = float(state.get("best_loss", float("inf")))
 
-    def _save(self, epoch_loss: float) -> None:
-        payload = self._payload()
-        save_checkpoint(payload, self.out_dir / LAST)
-        if epoch_loss < self.best_loss:
-            self.best_loss = epoch_loss
-            payload["best_loss"] = epoch_loss
-            save_checkpoint(payload, self.out_dir / BEST)
+    # ----------------------------------------------------------------------------------------- training
 
-    # ---------------------------------------------------------------------------------------- training
+    def _call(self, event: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, event)(self, *args)
 
     def fit(self) -> list[dict[str, Any]]:
         """Train from the current epoch until the schedule ends the run; returns the per-epoch history."""
-        if self.ctx.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            save_config(self.config, self.out_dir / "config.yaml")
-        writer = self._tensorboard()
+        self._call("on_fit_start")
         try:
             while not self.schedule.finished(self.epoch):
                 self.epoch += 1
@@ -253,68 +197,59 @@ class Trainer:
                 if stats["decayed"]:
                     for group in self.optimizer.param_groups:
                         group["lr"] *= DECAY
+                        group["base_lr"] *= DECAY
                 stats["lr"] = [g["lr"] for g in self.optimizer.param_groups]
+                if self.guard is not None:
+                    self.guard.check_weights(self.model, self.matcher, self.epoch)
                 self.history.append(stats)
-                if self.ctx.is_main:
-                    self._record(stats, writer)
-                    self._save(stats["loss"])
+                self.best_loss = min(self.best_loss, stats["loss"])
+                self._call("on_epoch_end", stats)
         finally:
-            if writer is not None:
-                writer.close()
+            self._call("on_fit_end")
         return self.history
 
-    def train_epoch(self, epoch: int) -> dict[str, Any]:
-        """One pass over the sampler's batches for epoch `epoch` (1-based); returns its statistics.
+    def batches_in_epoch(self, max_batches: int | None = None) -> int:
+        """Batches the next epoch trains on: the sampler's, capped by max_iters_per_epoch and `max_batches`."""
+        total = len(self.sampler)
+        for cap in (self.max_iters_per_epoch, max_batches):
+            total = min(total, cap) if cap else total
+        return total
 
-        With `accumulate` N the gradients of N consecutive batches are averaged before each SGD step.
-        """
-        c = self.config
-        self.sampler.set_epoch(epoch - 1)
-        loader = make_loader(
-            self.train_set,
-            batch_sampler=SeededBatches(self.sampler, (c.seed, epoch)),
-            num_workers=c.workers,
-            device=self.device,
-            seed=c.seed * 100_003 + epoch,
-        )
-        self.graph_seconds = 0.0
-        self.model.train(not c.freeze_bn)
+    def train_epoch(self, epoch: int, max_batches: int | None = None) -> dict[str, Any]:
+        """One pass over the sampler's batches of epoch `epoch` (1-based), at most `max_batches` of them
+        (experiments with an iteration budget); returns its statistics."""
+        batches = self.loader.epoch(epoch)
+        total = self.batches_in_epoch(max_batches)
+        self.model.train(not self.freeze_bn)
         self.criterion.train()
-        total = len(self.sampler) if not c.max_iters_per_epoch else min(len(self.sampler), c.max_iters_per_epoch)
-        progress = _Progress(epoch, total, c.batch_size * self.ctx.world_size, quiet=self.quiet)
+        self._call("on_epoch_start", epoch, total)
         sums = np.zeros(4)  # loss sum, accuracy sum, batches, skipped
-        skipped_in_a_row = 0
         start = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
-        for iteration, (images, labels, _, _) in enumerate(loader):
+        for iteration, (images, labels, *_) in enumerate(batches):
             if iteration >= total:
                 break
-            group_start = iteration - iteration % c.accumulate
-            group_size = min(c.accumulate, total - group_start)
+            group_start = iteration - iteration % self.accumulate
+            group_size = min(self.accumulate, total - group_start)
             update = iteration + 1 == group_start + group_size
             loss, acc, skipped = self._step(images, labels, 1.0 / group_size, update)
-            skipped_in_a_row = skipped_in_a_row + 1 if skipped else 0
-            if skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
-                raise QAConvError(
-                    f"the loss was not finite for {skipped_in_a_row} batches in a row (epoch {epoch}, "
-                    f"iteration {iteration + 1}); lower --lr, or use --amp off"
-                )
+            if self.guard is not None:
+                self.guard.after_batch(self, epoch, iteration + 1, loss, skipped)
             sums += (loss, acc, 1, 0) if not skipped else (0, 0, 0, 1)
-            progress.update(iteration + 1, sums)
+            self._call("on_batch_end", iteration + 1, sums)
         seconds = time.perf_counter() - start
-        loss_sum, acc_sum, batches, skipped = all_reduce_sum(sums.tolist(), self.ctx)
-        progress.close()
-        if batches == 0:
-            raise QAConvError(f"epoch {epoch} had no batch with a finite loss")
+        loss_sum, acc_sum, done, skipped = all_reduce_sum(sums.tolist(), self.ctx)
+        if done == 0:
+            raise QAConvError(f"epoch {epoch} had no batch with a finite loss (lower --lr, or use --amp off)")
         return {
             "epoch": epoch,
-            "loss": loss_sum / batches,
-            "acc": acc_sum / batches,
-            "batches": int(batches),
+            "loss": loss_sum / done,
+            "acc": acc_sum / done,
+            "batches": int(done),
             "skipped": int(skipped),
-            "images_per_s": (batches + skipped) * c.batch_size / max(seconds, 1e-9),
+            "images_per_s": (done + skipped) * self.loader.batch_size / max(seconds, 1e-9),
             "seconds": seconds,
-            "graph_seconds": self.graph_seconds,
+            "graph_seconds": getattr(self.sampler, "last_graph_seconds", 0.0),
         }
 
     def _step(
@@ -350,115 +285,25 @@ class Trainer:
     def _update(self) -> bool:
         """Clip (per group of parameters) and take the SGD step; False when the gradients were not finite
         and no fp16 grad scaler handles them (the scaler skips such a step itself and lowers its scale)."""
+        self._warm_up_lr()
         self.scaler.unscale_(self.optimizer)
-        limit = self.config.clip_value if self.config.clip_value > 0 else float("inf")
+        limit = self.clip_value if self.clip_value > 0 else float("inf")
         norms = [clip_grad_norm_(self.model.parameters(), limit), clip_grad_norm_(self.matcher.parameters(), limit)]
         stepped = self.scaler.is_enabled() or all(bool(torch.isfinite(n)) for n in norms)
         if stepped:
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            self.iteration += 1
+            if self.logit_scale_floor > 0:
+                with torch.no_grad():
+                    self.matcher.logit_bn.weight.clamp_(min=self.logit_scale_floor)
         self.optimizer.zero_grad(set_to_none=True)
         return stepped
 
-    # ----------------------------------------------------------------------------------------- records
-
-    def _tensorboard(self) -> Any:
-        if not self.ctx.is_main:
-            return None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            return None
-        return SummaryWriter(str(self.out_dir / "tensorboard"))
-
-    def _record(self, stats: dict[str, Any], writer: Any) -> None:
-        with open(self.out_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(stats) + "\n")
-        if writer is not None:
-            for key in ("loss", "acc", "images_per_s", "graph_seconds"):
-                writer.add_scalar(f"train/{key}", stats[key], stats["epoch"])
-            writer.add_scalar("train/lr", stats["lr"][-1], stats["epoch"])
-        from qaconv.viz.curves import plot_training_curves
-
-        plot_training_curves(self.history, self.out_dir / "training_curves.png")
-        if not self.quiet:
-            print(
-                f"epoch {stats['epoch']}: loss {stats['loss']:.3f}, acc {stats['acc']:.1%}, "
-                f"{stats['images_per_s']:.0f} img/s, graph {stats['graph_seconds']:.1f}s, "
-                f"lr {stats['lr'][-1]:.2e}" + (f", skipped {stats['skipped']}" if stats["skipped"] else ""),
-                flush=True,
-            )
-
-
-class _Progress:
-    """A tqdm bar on a terminal; otherwise a plain line every tenth of the epoch."""
-
-    def __init__(self, epoch: int, total: int, batch_images: int, quiet: bool) -> None:
-        self.epoch, self.total, self.batch_images, self.quiet = epoch, total, batch_images, quiet
-        self.start = time.perf_counter()
-        self.bar = None
-        if not quiet and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=f"epoch {epoch}", leave=False)
-        self.every = max(1, total // 10)
-
-    def update(self, done: int, sums: np.ndarray) -> None:
-        if self.quiet:
+    def _warm_up_lr(self) -> None:
+        """Linear learning-rate warm-up: step i of the first lr_warmup_iters uses (i + 1) / lr_warmup_iters."""
+        if self.iteration >= self.lr_warmup_iters:
             return
-        batches = max(sums[2], 1)
-        elapsed = time.perf_counter() - self.start
-        rate = done * self.batch_images / max(elapsed, 1e-9)
-        eta = elapsed / done * (self.total - done)
-        fields = {"loss": f"{sums[0] / batches:.3f}", "acc": f"{sums[1] / batches:.1%}", "img/s": f"{rate:.0f}"}
-        if self.bar is not None:
-            self.bar.set_postfix(fields, refresh=False)
-            self.bar.update(1)
-        elif done % self.every == 0 or done == self.total:
-            text = ", ".join(f"{k} {v}" for k, v in fields.items())
-            print(f"epoch {self.epoch} [{done}/{self.total}] {text}, eta {eta:.0f}s", flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _check_options(config: TrainConfig) -> None:
-    if config.loss not in LOSSES:
-        raise QAConvError(f"--loss must be one of {', '.join(LOSSES)}, got {config.loss!r}")
-    if config.sampler not in SAMPLERS:
-        raise QAConvError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {config.sampler!r}")
-    if config.lr <= 0:
-        raise QAConvError(f"--lr must be positive, got {config.lr}")
-    if config.workers < 0:
-        raise QAConvError(f"--workers must be >= 0, got {config.workers}")
-    if config.accumulate < 1:
-        raise QAConvError(f"--accumulate must be >= 1, got {config.accumulate}")
-
-
-def evaluate_run(trainer: Trainer) -> dict[str, Any]:
-    """Evaluate the trained model on every --testsets entry with the evaluator of `qaconv evaluate`."""
-    c = trainer.config
-    if not c.testsets:
-        return {}
-    from qaconv.engine.evaluate import EvalOptions, run_evaluation
-
-    options = EvalOptions(
-        batch_size=c.eval_batch,
-        workers=c.workers,
-        prob_block=c.prob_block,
-        gal_block=c.gal_block,
-        dtype=c.eval_dtype,
-        rerank=c.rerank,
-        tlift=c.tlift,
-    )
-    return run_evaluation(
-        trainer.model,
-        trainer.matcher,
-        trainer.model_config,
-        c.testsets,
-        c.data_dir,
-        trainer.out_dir,
-        options,
-        trainer.device,
-    )
+        factor = (self.iteration + 1) / self.lr_warmup_iters
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor

@@ -2,17 +2,16 @@
 
 from qaconv.inference.api import Match, ReID
 from qaconv.inference.correspondence import Correspondences, local_correspondences, plot_correspondences
-from qaconv.inference.export import EvalMatcher, export_model
-from qaconv.inference.index import GalleryIndex, SearchResult, build_index, global_descriptors, search
+from qaconv.inference.export import export_model
+from qaconv.inference.index import GalleryIndex
+from qaconv.inference.search import SearchResult, global_descriptors, search
 
 __all__ = [
     "Correspondences",
-    "EvalMatcher",
     "GalleryIndex",
     "Match",
     "ReID",
     "SearchResult",
-    "build_index",
     "export_model",
     "global_descriptors",
     "local_correspondences",

@@ -1,35 +1,38 @@
-"""`ReID`: the Python API for a trained model: extract, score, match and explain, search.
+"""`ReID`: the Python API for a trained model: extract, score, match and explain, search, index.
 
     reid = ReID.from_checkpoint("runs/market")           # run folder or checkpoint file
     maps = reid.extract(["a.jpg", "b.jpg"])               # [2, C, h, w] feature maps
     reid.score(["a.jpg"], ["b.jpg", "c.jpg"])             # [1, 2] QAConv scores (logits)
     reid.match("a.jpg", "b.jpg").plot("match.png")        # local correspondences, drawn
+    reid.build_index("gallery/", "gallery.idx")           # feature maps on disk
     reid.search("q.jpg", GalleryIndex.open("gallery.idx"), topk=10)
 
 Images are paths, PIL images (any mode or size: converted to RGB and resized to the model's input
 size) or HxW[xC] uint8 arrays, one or a list; wherever images go, feature maps from `extract` may
-go instead. Scores are the eval-mode matcher's logits (higher = more similar).
+go instead. Scores are the eval-mode matcher's logits (higher = more similar). `ReID` orchestrates:
+extraction is `qaconv.engine.features.feature_map_batches`, scoring `qaconv.matching`, index
+storage `qaconv.inference.index`, search `qaconv.inference.search`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 
 from qaconv.config import ModelConfig
-from qaconv.data.loader import load_image
-from qaconv.data.transforms import Resize, build_test_transform, to_rgb
+from qaconv.data.transforms import Resize, build_test_transform
 from qaconv.device import resolve_device
-from qaconv.engine.checkpoint import state_fingerprint
-from qaconv.engine.features import autocast_context
+from qaconv.engine.checkpoint import load_model, resolve_checkpoint, state_fingerprint
+from qaconv.engine.features import feature_map_batches
 from qaconv.errors import QAConvError
 from qaconv.inference.correspondence import (
     DEFAULT_MAX_LINES,
@@ -37,12 +40,15 @@ from qaconv.inference.correspondence import (
     local_correspondences,
     plot_correspondences,
 )
-from qaconv.inference.index import GalleryIndex, SearchResult, build_index, search
+from qaconv.inference.images import ImageInputs, ImageLike, Images, as_list, load
+from qaconv.inference.index import GalleryIndex, IndexWriter, write_index
+from qaconv.inference.search import SearchResult, global_descriptors, search
+from qaconv.io import IMAGE_EXTENSIONS, list_images
 from qaconv.matching import QAConv, pairwise_scores
 from qaconv.models import FeatureMapNet
 
-ImageLike = str | os.PathLike | Image.Image | np.ndarray
-Images = ImageLike | Sequence[ImageLike] | Tensor
+Batches = Iterator[tuple[Tensor, list[Any]]]
+SKIP_HINT = "pass --skip-bad-images (skip_bad_images=True) to index the other images"
 
 
 @dataclass(frozen=True)
@@ -102,9 +108,10 @@ class ReID:
     def from_checkpoint(
         cls, path: str | os.PathLike, device: torch.device | str | None = None, batch_size: int = 32
     ) -> ReID:
-        """Load a checkpoint file or run folder (its last checkpoint); device None = CUDA if available."""
-        from qaconv.engine.checkpoint import load_model, resolve_checkpoint
+        """Load a checkpoint file or run folder (its last checkpoint); device None = CUDA if available.
 
+        A checkpoint with NaN or infinite weights (a diverged training) is refused.
+        """
         model, matcher, config = load_model(path)
         return cls(
             model, matcher, config, device=device, checkpoint=resolve_checkpoint(path).resolve(), batch_size=batch_size
@@ -123,41 +130,28 @@ class ReID:
     # ------------------------------------------------------------------ images and maps
     def load(self, image: ImageLike) -> Image.Image:
         """One image as an RGB PIL image (paths are decoded; a bad file raises QAConvError naming it)."""
-        if isinstance(image, (str, os.PathLike)):
-            return load_image(image)
-        if isinstance(image, Image.Image):
-            return to_rgb(image)
-        if isinstance(image, np.ndarray):
-            if image.dtype != np.uint8 or image.ndim not in (2, 3):
-                raise QAConvError(f"image arrays must be HxW or HxWxC uint8, got {image.dtype} {list(image.shape)}")
-            return to_rgb(Image.fromarray(image))
-        raise QAConvError(f"expected an image path, PIL image or uint8 array, got {type(image).__name__}")
+        return load(image)
 
     def resized(self, image: ImageLike) -> Image.Image:
         """The image as the model sees it: RGB, resized to the input size (bicubic)."""
-        return Resize(self.config.height, self.config.width)(self.load(image))
+        return Resize(self.config.height, self.config.width)(load(image))
 
-    @staticmethod
-    def _as_list(images: Images) -> list[ImageLike]:
-        if isinstance(images, (str, os.PathLike, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim < 4):
-            return [images]
-        return list(images)
+    def _batches(
+        self, inputs: ImageInputs, batch_size: int, num_workers: int = 0, progress: str | None = None
+    ) -> Batches:
+        """(maps, [readable, error messages]) per batch of `inputs` (`feature_map_batches`)."""
+        return feature_map_batches(
+            self.model, inputs, batch_size=batch_size, num_workers=num_workers, device=self.device, progress=progress
+        )
 
-    @torch.no_grad()
     def extract(self, images: Images) -> Tensor:
         """Feature maps [N, C, h, w] (float32, CPU) of one image or a list, in order, batch by batch."""
         if isinstance(images, Tensor):
             raise QAConvError("extract takes images (paths, PIL images or uint8 arrays), not a tensor")
-        items = self._as_list(images)
+        items = as_list(images)
         if not items:
             raise QAConvError("no images given")
-        dtype = torch.float16 if self.device.type == "cuda" else None
-        chunks = []
-        for start in range(0, len(items), self.batch_size):
-            batch = torch.stack([self._transform(self.load(x)) for x in items[start : start + self.batch_size]])
-            with autocast_context(self.device, dtype):
-                chunks.append(self.model(batch.to(self.device)).float().cpu())
-        return torch.cat(chunks)
+        return torch.cat([maps for maps, _ in self._batches(ImageInputs(items, self._transform), self.batch_size)])
 
     def _maps(self, images: Images, name: str) -> Tensor:
         if isinstance(images, Tensor):
@@ -172,7 +166,7 @@ class ReID:
 
     def match(self, a: ImageLike, b: ImageLike) -> Match:
         """Score one pair and explain it: per-location contributions and best matches (see Match.plot)."""
-        probe, gallery = self.load(a), self.load(b)
+        probe, gallery = load(a), load(b)
         maps = self.extract([probe, gallery])
         corr = local_correspondences(self.matcher, maps[:1], maps[1:])
         return Match(float(corr.score.item()), corr, self.resized(probe), self.resized(gallery))
@@ -188,12 +182,12 @@ class ReID:
         query_maps = self._maps(query, "query")
         paths = descriptors = None
         if isinstance(gallery, GalleryIndex):
-            gallery.check_fingerprint(self.fingerprint, str(self.checkpoint or "this model"))
+            gallery.check_fingerprint(self.fingerprint, self.checkpoint)
             gallery_maps, descriptors, paths = gallery.maps, gallery.descriptors, gallery.paths
         elif isinstance(gallery, Tensor):
             gallery_maps = self._maps(gallery, "gallery")
         else:
-            items = self._as_list(gallery)
+            items = as_list(gallery)
             if all(isinstance(x, (str, os.PathLike)) for x in items):
                 paths = [str(x) for x in items]
             gallery_maps = self.extract(items)
@@ -209,8 +203,76 @@ class ReID:
         ranked = [[paths[j] for j in row] for row in indices.tolist()] if paths is not None else None
         return SearchResult(indices, scores, ranked)
 
+    # ------------------------------------------------------------------ gallery index
     def build_index(
-        self, gallery: str | os.PathLike | Sequence[str | os.PathLike], out: str | os.PathLike, **options
+        self,
+        gallery: str | os.PathLike | Sequence[str | os.PathLike],
+        out: str | os.PathLike,
+        *,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        overwrite: bool = False,
+        skip_bad_images: bool = False,
+        progress: bool = False,
     ) -> GalleryIndex:
-        """Write a gallery index of a folder or list of images (see `qaconv.inference.index.build_index`)."""
-        return build_index(self, gallery, out, **options)
+        """Extract the maps of a gallery folder (recursively) or list of image files into an index folder `out`.
+
+        Memory holds one batch of maps; the folder is written under a hidden name and swapped into
+        place when complete (see `qaconv.inference.index`). An unreadable image stops the build with
+        an error naming it, or, with `skip_bad_images`, is left out with a warning (the manifest lists
+        it). `progress` draws a bar when stderr is a terminal.
+        """
+        root, paths = gallery_files(gallery)
+        m = self.matcher
+        manifest = {
+            "fingerprint": self.fingerprint,
+            "checkpoint": str(self.checkpoint) if self.checkpoint else None,
+            "model_config": dataclasses.asdict(self.config),
+            "gallery": root,
+        }
+        shape = (m.num_features, m.height, m.width)
+        inputs = ImageInputs(paths, self._transform, skip_errors=True)
+        batches = self._batches(inputs, batch_size, num_workers, "index" if progress else None)
+        with write_index(out, len(paths), shape, manifest, overwrite=overwrite) as writer:
+            _write_batches(writer, batches, paths, skip_bad_images)
+        if writer.skipped:
+            shown = ", ".join(writer.skipped[:5]) + (", ..." if len(writer.skipped) > 5 else "")
+            warnings.warn(f"skipped {len(writer.skipped)} unreadable image(s): {shown}", UserWarning, stacklevel=2)
+        return GalleryIndex.open(out)
+
+
+def gallery_files(gallery: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[str | None, list[str]]:
+    """(the gallery folder, or None for a list; the absolute image paths) of a folder or a list of files."""
+    if isinstance(gallery, (str, os.PathLike)):
+        folder = Path(gallery).expanduser()
+        if not folder.is_dir():
+            raise QAConvError(f"gallery folder not found: {folder}")
+        names = list_images(folder, recursive=True)
+        if not names:
+            raise QAConvError(f"no images in gallery folder {folder} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+        root = folder.resolve()
+        return str(root), [str(root / name) for name in names]
+    paths = [str(Path(p).expanduser().resolve()) for p in gallery]
+    if not paths:
+        raise QAConvError("no gallery images given")
+    return None, paths
+
+
+def _write_batches(writer: IndexWriter, batches: Batches, paths: list[str], skip: bool) -> None:
+    """Add each batch's readable entries to the index writer; an unreadable image raises unless `skip`."""
+    start = 0
+    for maps, (readable, errors) in batches:
+        batch_paths = paths[start : start + len(maps)]
+        start += len(maps)
+        for path, ok, error in zip(batch_paths, readable.tolist(), errors, strict=True):
+            if not ok and not skip:
+                raise QAConvError(f"{error}; {SKIP_HINT}")
+            if not ok:
+                writer.skip(path)
+        keep = readable.bool()
+        if keep.any():
+            kept = maps[keep]
+            kept_paths = [path for path, ok in zip(batch_paths, keep.tolist(), strict=True) if ok]
+            writer.add(kept, global_descriptors(kept), kept_paths)
+    if not writer.paths:
+        raise QAConvError(f"none of the {len(paths)} gallery images could be read; nothing was indexed")

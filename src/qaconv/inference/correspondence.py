@@ -11,25 +11,26 @@ and likewise gal_contrib[r] for every gallery location and its best probe locati
 
 where (logit_scale, logit_offset) is the eval-mode logit batch norm as an affine map. This is
 the published `QAConvMatch`'s decomposition, for the QAConv 2.1 matcher (one weight shared by
-both directions). The picture draws a line from a probe location's centre to the centre of its
+both directions), computed by the same score chain as all other scores (`EvalScorer`). The picture
+(`qaconv.viz.correspondences`) draws a line from a probe location's centre to the centre of its
 best gallery location, for the strongest contributions, as the authors' `demo.m` does.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 
 from qaconv.errors import QAConvError
-from qaconv.matching.qaconv import QAConv, bn_affine, locations_by_row
+from qaconv.matching import QAConv, locations_by_row
+from qaconv.viz.correspondences import draw_correspondences
 
 DEFAULT_MAX_LINES = 30
-FIGSIZE = (6.0, 7.0)  # inches at 100 dpi: a 600 x 700 picture
 
 
 @dataclass(frozen=True)
@@ -122,36 +123,30 @@ def local_correspondences(matcher: QAConv, prob: Tensor, gal: Tensor) -> Corresp
     matcher.check_maps(prob, "prob")
     matcher.check_maps(gal, "gal")
     num_prob, num_gal = len(prob), len(gal)
-    h, w, hw = matcher.height, matcher.width, matcher.locations
     device = next(matcher.parameters()).device
+    scorer = matcher.eval_affine().to(device)
     rows_p = locations_by_row(prob.detach().to(device, torch.float32))
     rows_g = locations_by_row(gal.detach().to(device, torch.float32))
-    sim = torch.mm(rows_p, rows_g.t()).view(num_prob, hw, num_gal, hw)
+    sim = scorer.similarities(rows_p, rows_g)  # [P, hw_prob, G, hw_gal]
     best_in_gal, index_in_gal = sim.max(dim=3)  # [P, hw_prob, G]
-    best_in_gal, index_in_gal = best_in_gal.permute(0, 2, 1), index_in_gal.permute(0, 2, 1)
     best_in_prob, index_in_prob = sim.max(dim=1)  # [P, G, hw_gal]
-    weight = matcher.fc.weight.detach().float().view(hw)
-    a_in, b_in = bn_affine(matcher.bn)
-    a_out, b_out = bn_affine(matcher.logit_bn)
-    bias = matcher.fc.bias.detach().float().view(())
-    prob_contrib = (a_in * best_in_gal + b_in) * weight
-    gal_contrib = (a_in * best_in_prob + b_in) * weight
-    score = a_out * (prob_contrib.sum(-1) + gal_contrib.sum(-1) + 2 * bias) + b_out
+    score = scorer.combine(best_in_gal, best_in_prob)
+    best_in_gal, index_in_gal = best_in_gal.permute(0, 2, 1), index_in_gal.permute(0, 2, 1)
 
     def grid(t: Tensor) -> Tensor:
-        return t.reshape(num_prob, num_gal, h, w).cpu()
+        return t.reshape(num_prob, num_gal, matcher.height, matcher.width).cpu()
 
     return Correspondences(
         score=score.cpu(),
-        prob_contrib=grid(prob_contrib),
+        prob_contrib=grid(scorer.contributions(best_in_gal)),
         prob_similarity=grid(best_in_gal),
         index_in_gal=grid(index_in_gal),
-        gal_contrib=grid(gal_contrib),
+        gal_contrib=grid(scorer.contributions(best_in_prob)),
         gal_similarity=grid(best_in_prob),
         index_in_prob=grid(index_in_prob),
-        fc_bias=float(bias),
-        logit_scale=float(a_out),
-        logit_offset=float(b_out),
+        fc_bias=float(scorer.fc_bias),
+        logit_scale=float(scorer.logit_scale),
+        logit_offset=float(scorer.logit_offset),
     )
 
 
@@ -165,6 +160,8 @@ def strongest_lines(
     _check_single(corr)
     if max_lines < 0:
         raise QAConvError(f"--max-lines must be >= 0, got {max_lines}")
+    if threshold is not None and not math.isfinite(threshold):
+        raise QAConvError(f"--threshold must be a finite number, got {threshold}")
     contrib = corr.prob_contrib.flatten()
     index = corr.index_in_gal.flatten()
     order = torch.argsort(contrib, descending=True, stable=True).tolist()
@@ -184,63 +181,18 @@ def plot_correspondences(
 ) -> Image.Image:
     """The two images side by side with a line per strong probe -> gallery correspondence (an RGB image).
 
-    `probe` and `gallery` are the images as the model saw them (resized to its input size). Each
-    feature-map location is a cell of the image; a line joins the centre of a probe cell to the centre
-    of its best-matching gallery cell, coloured by its contribution (colour bar on the right).
+    `probe` and `gallery` are the images as the model saw them (resized to its input size). The lines
+    are `strongest_lines(corr, threshold, max_lines)`, coloured by contribution (see
+    `qaconv.viz.correspondences.draw_correspondences`).
     """
-    import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.collections import LineCollection
-    from matplotlib.colors import Normalize
-    from matplotlib.figure import Figure
-
     lines = strongest_lines(corr, threshold, max_lines)
-    width, height = probe.size
-    if gallery.size != probe.size:
-        gallery = gallery.resize(probe.size, Image.BICUBIC)
-    h, w = corr.grid
-    cell_w, cell_h = width / w, height / h
-    gap = 0.2 * width
-
-    def centre(loc: int, x0: float) -> tuple[float, float]:
-        return x0 + (loc % w + 0.5) * cell_w, (loc // w + 0.5) * cell_h
-
-    fig = Figure(figsize=FIGSIZE, dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_axes((0.02, 0.06, 0.72, 0.84))
-    ax.imshow(probe, extent=(0, width, height, 0))
-    ax.imshow(gallery, extent=(width + gap, 2 * width + gap, height, 0))
-    ax.set_xlim(0, 2 * width + gap)
-    ax.set_ylim(height, 0)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    ax.text(width / 2, height * 1.02, "query", ha="center", va="top", fontsize=9)
-    ax.text(1.5 * width + gap, height * 1.02, "gallery", ha="center", va="top", fontsize=9)
     contribs = corr.prob_contrib.flatten()
-    norm = Normalize(vmin=float(contribs.min()), vmax=float(contribs.max()) + 1e-12)
-    colormap = matplotlib.colormaps[cmap]
-    if lines:
-        segments = [(centre(s, 0.0), centre(r, width + gap)) for s, r, _ in lines]
-        values = [c for _, _, c in lines]
-        collection = LineCollection(segments, cmap=colormap, norm=norm, linewidths=1.6)
-        collection.set_array(values)
-        ax.add_collection(collection)
-        points = [p for seg in segments for p in seg]
-        ax.scatter(
-            [p[0] for p in points],
-            [p[1] for p in points],
-            s=8,
-            c=[v for v in values for _ in (0, 1)],
-            cmap=colormap,
-            norm=norm,
-            zorder=3,
-        )
-    colorbar_ax = fig.add_axes((0.77, 0.15, 0.035, 0.68))
-    colorbar = fig.colorbar(ScalarMappable(norm=norm, cmap=colormap), cax=colorbar_ax)
-    colorbar.set_label("contribution to the score", fontsize=9)
-    score = float(corr.score.item())
-    caption = title or f"QAConv score {score:.3f}"
-    fig.suptitle(f"{caption}\n{len(lines)} strongest of {h * w} query locations", fontsize=10)
-    fig.canvas.draw()
-    return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+    return draw_correspondences(
+        probe,
+        gallery,
+        lines,
+        grid=corr.grid,
+        value_range=(float(contribs.min()), float(contribs.max())),
+        caption=title or f"QAConv score {float(corr.score.item()):.3f}",
+        cmap=cmap,
+    )

@@ -7,9 +7,11 @@ checkpoint fingerprint and the largest difference from the PyTorch model found b
                                  -> feature_maps [N, C, h, w] (L2-normalised over C)
     matcher.pt|.onnx             (prob [P, C, h, w], gal [G, C, h, w]) -> scores [P, G] (QAConv logits)
 
-The matcher is exported as `EvalMatcher`: the eval-mode QAConv with its two batch norms folded
-into one affine map (`QAConv.eval_affine`). It computes all P x G x hw x hw similarities at once,
-so callers score large galleries in blocks. ONNX needs the optional `onnx` package (and
+The matcher is exported as `qaconv.matching.EvalScorer` (from `QAConv.eval_affine()`): the
+eval-mode QAConv with its two batch norms folded into one affine map, the score chain that block
+scoring uses too. It computes all P x G x hw x hw similarities at once, so callers score large
+galleries in blocks. The folder is written under a hidden name and swapped into place when checked;
+an earlier export is replaced only with `overwrite`. ONNX needs the optional `onnx` package (and
 `onnxruntime` to run or check the files): `pip install 'qaconv[onnx]'`.
 """
 
@@ -28,7 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from qaconv.errors import QAConvError
-from qaconv.matching import QAConv
+from qaconv.io import check_output_folder, folder_swap
+from qaconv.matching import EvalScorer
 
 if TYPE_CHECKING:
     from qaconv.inference.api import ReID
@@ -36,29 +39,9 @@ if TYPE_CHECKING:
 FORMATS = ("torchscript", "onnx")
 EXTRACTOR = "feature_extractor"
 MATCHER = "matcher"
+RECORD = "export.json"
 ONNX_OPSET = 17
 _SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
-
-
-class EvalMatcher(nn.Module):
-    """The eval-mode QAConv as a plain module: forward(prob [P,C,h,w], gal [G,C,h,w]) -> scores [P, G].
-
-    score = scale * (weight . max_r sim[:, r] + weight . max_s sim[s, :]) + offset, with
-    (weight, scale, offset) = QAConv.eval_affine(); scriptable and ONNX-exportable.
-    """
-
-    def __init__(self, matcher: QAConv) -> None:
-        super().__init__()
-        weight, scale, offset = matcher.eval_affine()
-        self.register_buffer("weight", weight.clone())
-        self.register_buffer("scale", scale.clone())
-        self.register_buffer("offset", offset.clone())
-
-    def forward(self, prob: Tensor, gal: Tensor) -> Tensor:
-        sim = torch.einsum("pcs,gcr->pgsr", prob.flatten(2).float(), gal.flatten(2).float())
-        best_in_gal = (sim.amax(dim=3) * self.weight).sum(dim=-1)
-        best_in_prob = (sim.amax(dim=2) * self.weight).sum(dim=-1)
-        return self.scale * (best_in_gal + best_in_prob) + self.offset
 
 
 def require_onnx(purpose: str = "ONNX export") -> None:
@@ -79,14 +62,14 @@ def _examples(reid: ReID) -> tuple[Tensor, Tensor, Tensor]:
     return images, prob, gal
 
 
-def _export_torchscript(model: nn.Module, matcher: EvalMatcher, images: Tensor, files: dict[str, Path]) -> None:
+def _export_torchscript(model: nn.Module, matcher: EvalScorer, images: Tensor, files: dict[str, Path]) -> None:
     # check_trace off: export_model compares the saved file with the model anyway
     torch.jit.save(torch.jit.trace(model, images, check_trace=False), str(files[EXTRACTOR]))
     torch.jit.save(torch.jit.script(matcher), str(files[MATCHER]))
 
 
 def _export_onnx(
-    model: nn.Module, matcher: EvalMatcher, images: Tensor, prob: Tensor, gal: Tensor, files: dict[str, Path]
+    model: nn.Module, matcher: EvalScorer, images: Tensor, prob: Tensor, gal: Tensor, files: dict[str, Path]
 ) -> None:
     torch.onnx.export(
         model,
@@ -130,29 +113,43 @@ def _run_exported(
     return torch.from_numpy(maps), torch.from_numpy(scores)
 
 
-def export_model(reid: ReID, fmt: str, out: str | os.PathLike) -> dict[str, Any]:
+def check_export_out(out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse an --out that is a file, a non-empty folder that is not an export, or an export without overwrite."""
+    own = [RECORD] + [f"{name}{suffix}" for name in (EXTRACTOR, MATCHER) for suffix in _SUFFIX.values()]
+    return check_output_folder(out, "--out", "export", RECORD, own, overwrite)
+
+
+def export_model(reid: ReID, fmt: str, out: str | os.PathLike, *, overwrite: bool = False) -> dict[str, Any]:
     """Write the extractor and matcher of `reid` in `fmt` to folder `out`; returns the export.json record.
 
     The exported files run on the CPU in float32. Each export is checked against the PyTorch model on
-    random inputs (`max_abs_diff`; None for ONNX without onnxruntime).
+    random inputs (`max_abs_diff`; None for ONNX without onnxruntime); non-finite outputs are refused.
+    An earlier export in `out` is replaced only with `overwrite`, and only once the new one is checked.
     """
     if fmt not in FORMATS:
         raise QAConvError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if fmt == "onnx":
         require_onnx()
-    out = Path(out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise QAConvError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    files = {name: out / f"{name}{_SUFFIX[fmt]}" for name in (EXTRACTOR, MATCHER)}
+    out = check_export_out(out, overwrite)
+    with folder_swap(out) as folder:
+        files = {name: folder / f"{name}{_SUFFIX[fmt]}" for name in (EXTRACTOR, MATCHER)}
+        diffs = _export_and_check(reid, fmt, files)
+        record = _record(reid, fmt, files, diffs)
+        (folder / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def _export_and_check(reid: ReID, fmt: str, files: dict[str, Path]) -> dict[str, float] | None:
+    """Write the two files and return their largest differences from the PyTorch model (None: not checked)."""
     model = reid.model.to("cpu").eval()
-    matcher = EvalMatcher(reid.matcher.to("cpu")).eval()
+    matcher = reid.matcher.to("cpu").eval_affine().eval()
     images, prob, gal = _examples(reid)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             # torch >= 2.9 marks torch.jit and the TorchScript-based ONNX exporter deprecated; both still work
             warnings.simplefilter("ignore", DeprecationWarning)
-            expected = model(images), matcher(prob, gal)
+            expected = dict(zip((EXTRACTOR, MATCHER), (model(images), matcher(prob, gal)), strict=True))
+            _check_finite(expected, "the model's")
             if fmt == "torchscript":
                 _export_torchscript(model, matcher, images, files)
             else:
@@ -161,17 +158,23 @@ def export_model(reid: ReID, fmt: str, out: str | os.PathLike) -> dict[str, Any]
     finally:
         reid.model.to(reid.device)
         reid.matcher.to(reid.device)
-    diffs = (
-        None
-        if got is None
-        else {
-            name: float((g.float() - e.float()).abs().max())
-            for name, g, e in zip((EXTRACTOR, MATCHER), got, expected, strict=True)
-        }
-    )
+    if got is None:
+        return None
+    got = dict(zip(expected, got, strict=True))
+    _check_finite(got, "the exported")
+    return {name: float((got[name].float() - output.float()).abs().max()) for name, output in expected.items()}
+
+
+def _check_finite(outputs: dict[str, Tensor], whose: str) -> None:
+    bad = [name for name, output in outputs.items() if not bool(torch.isfinite(output).all())]
+    if bad:
+        raise QAConvError(f"{whose} {' and '.join(bad)} gives non-finite outputs (NaN or inf); nothing was exported")
+
+
+def _record(reid: ReID, fmt: str, files: dict[str, Path], diffs: dict[str, float] | None) -> dict[str, Any]:
     m = reid.matcher
     maps_shape = [m.num_features, m.height, m.width]
-    record = {
+    return {
         "format": fmt,
         "files": {name: path.name for name, path in files.items()},
         "inputs": {
@@ -189,5 +192,3 @@ def export_model(reid: ReID, fmt: str, out: str | os.PathLike) -> dict[str, Any]
         "torch": torch.__version__,
         "max_abs_diff": diffs,
     }
-    (out / "export.json").write_text(json.dumps(record, indent=2) + "\n")
-    return record

@@ -1,4 +1,5 @@
-"""Gallery index on disk and gallery search: exhaustive QAConv, or a global shortlist re-scored by QAConv.
+"""Gallery index folders on disk: write, open, validate. (Building one is `ReID.build_index`; searching
+one is `qaconv.inference.search`.)
 
 An index is a folder:
 
@@ -9,73 +10,34 @@ An index is a folder:
 
 The fingerprint (sha256 of the model's and matcher's state tensors) ties the maps to the network
 that made them: searching with another checkpoint is refused, because its scores would be
-meaningless. Exhaustive search streams `score_blocks` over the memory-mapped maps and keeps a
-running top-k, so memory does not grow with the gallery. Two-stage search ranks the gallery by the
-cosine similarity of the global descriptors (faiss when installed, a torch matmul otherwise) and
-re-scores only the `shortlist` best candidates per query with QAConv.
+meaningless. The folder is written under a hidden temporary name and swapped into place when
+complete (`qaconv.io.folder_swap`), so a crash never leaves a half index and never loses the old one.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import os
-import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from qaconv.engine.neighbors import running_topk
 from qaconv.errors import QAConvError
-from qaconv.matching import QAConv, score_blocks
-
-if TYPE_CHECKING:
-    from qaconv.inference.api import ReID
+from qaconv.io import check_output_folder, folder_swap
 
 FORMAT = "qaconv-index/1"
 MANIFEST = "manifest.json"
 MAPS = "maps.npy"
 DESCRIPTORS = "descriptors.npy"
 PATHS = "paths.json"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
-_DESCRIPTOR_BLOCK = 4096
-_SHORTLIST_FLOATS = 2**24
-
-
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files under `folder` (recursively, by extension), sorted; an empty or missing folder is an error."""
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise QAConvError(f"gallery folder not found: {folder}")
-    images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-    if not images:
-        raise QAConvError(f"no images in gallery folder {folder} (looked for {', '.join(IMAGE_EXTENSIONS)})")
-    return images
-
-
-@torch.no_grad()
-def global_descriptors(maps: Tensor, block: int = _DESCRIPTOR_BLOCK) -> Tensor:
-    """[N, C, h, w] maps -> [N, C] float32: the mean over locations, L2-normalised (the cheap first stage)."""
-    out = torch.empty(len(maps), maps.shape[1])
-    for start in range(0, len(maps), block):
-        out[start : start + block] = maps[start : start + block].float().mean(dim=(2, 3))
-    return F.normalize(out, dim=1)
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """Ranked gallery entries per query: indices and QAConv scores [Q, k] (best first), paths if known."""
-
-    indices: Tensor
-    scores: Tensor
-    paths: list[list[str]] | None = None
+REBUILD = "re-build the index (qaconv index build --overwrite)"
 
 
 @dataclass(frozen=True)
@@ -97,44 +59,67 @@ class GalleryIndex:
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> GalleryIndex:
-        """Open an index folder written by `build_index`; its maps stay on disk until read."""
+        """Open an index folder written by `ReID.build_index`; its maps stay on disk until read."""
         root = Path(path).expanduser()
         if not root.is_dir():
             raise QAConvError(f"index not found: {root}")
         manifest = _read_manifest(root)
         for name in (MAPS, DESCRIPTORS, PATHS):
             if not (root / name).is_file():
-                raise QAConvError(f"index {root} is incomplete: {name} is missing (rebuild it with qaconv index build)")
+                raise QAConvError(f"index {root} is incomplete: {name} is missing ({REBUILD})")
         # copy-on-write mapping: lazily paged like a read-only one, but torch accepts it without a warning
-        maps = torch.from_numpy(np.load(root / MAPS, mmap_mode="c"))
-        descriptors = torch.from_numpy(np.load(root / DESCRIPTORS))
-        paths = json.loads((root / PATHS).read_text())
+        maps = torch.from_numpy(_load_array(root / MAPS, mmap_mode="c"))
+        descriptors = torch.from_numpy(_load_array(root / DESCRIPTORS))
+        paths = _read_json(root / PATHS)
         count = manifest.get("count")
-        if not (len(maps) == len(descriptors) == len(paths) == count):
+        if not isinstance(paths, list) or not (len(maps) == len(descriptors) == len(paths) == count):
+            found = len(paths) if isinstance(paths, list) else type(paths).__name__
             raise QAConvError(
                 f"index {root} is inconsistent: {len(maps)} maps, {len(descriptors)} descriptors, "
-                f"{len(paths)} paths, manifest count {count} (rebuild it with qaconv index build)"
+                f"{found} paths, manifest count {count} ({REBUILD})"
             )
         return cls(root, maps, descriptors, paths, manifest)
 
-    def check_fingerprint(self, fingerprint: str, source: str) -> None:
-        """Refuse a checkpoint other than the one the maps were made with."""
-        if fingerprint != self.fingerprint:
+    def check_fingerprint(self, fingerprint: str, checkpoint: str | os.PathLike | None) -> None:
+        """Refuse a model other than the one the maps were made with (`checkpoint`: where it was loaded from)."""
+        if fingerprint == self.fingerprint:
+            return
+        recorded = self.manifest.get("checkpoint")
+        prints = f"fingerprint {self.fingerprint[:16]}... then, {fingerprint[:16]}... now"
+        if checkpoint is not None and recorded and _same_file(recorded, checkpoint):
             raise QAConvError(
-                f"index {self.root} was built with another checkpoint ({self.manifest.get('checkpoint')}): "
-                f"its fingerprint {self.fingerprint[:16]}... differs from {fingerprint[:16]}... of {source}; "
-                "search with the checkpoint it was built with, or rebuild the index (qaconv index build)"
+                f"the checkpoint {checkpoint} changed since index {self.root} was built from it ({prints}); {REBUILD}"
             )
+        raise QAConvError(
+            f"index {self.root} was built with another checkpoint ({recorded}): "
+            f"its fingerprint {self.fingerprint[:16]}... differs from {fingerprint[:16]}... of "
+            f"{checkpoint or 'this model'}; search with the checkpoint it was built with, or {REBUILD}"
+        )
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def _load_array(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:  # truncated ("mmap length is greater than file size") or garbled
+        raise QAConvError(f"{path} is damaged ({exc}); {REBUILD}") from None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise QAConvError(f"{path} is not valid JSON ({exc})") from None
 
 
 def _read_manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST
     if not path.is_file():
         raise QAConvError(f"{root} is not a qaconv index: it has no {MANIFEST}")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise QAConvError(f"{path} is not valid JSON ({exc})") from None
+    manifest = _read_json(path)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
         raise QAConvError(f"{path}: unsupported index format {found!r} (expected {FORMAT!r})")
@@ -144,158 +129,82 @@ def _read_manifest(root: Path) -> dict[str, Any]:
     return manifest
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise QAConvError(f"--out {out} exists and is not a folder")
-    if not any(out.iterdir()):
-        return
-    if not (out / MANIFEST).is_file():
-        raise QAConvError(f"--out {out} is a non-empty folder that is not a qaconv index; choose another --out")
-    if not overwrite:
-        raise QAConvError(f"--out {out} already holds an index; pass --overwrite to replace it")
+def check_index_out(out: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse an --out that is a file, a non-index folder, or an index without `overwrite` (before any work)."""
+    return check_output_folder(out, "--out", "index", MANIFEST, (MANIFEST, MAPS, DESCRIPTORS, PATHS), overwrite)
 
 
-def build_index(
-    reid: ReID,
-    gallery: str | os.PathLike | Sequence[str | os.PathLike],
-    out: str | os.PathLike,
-    *,
-    batch_size: int = 64,
-    num_workers: int = 0,
-    chunk: int = 2048,
-    overwrite: bool = False,
-    progress: bool = False,
-) -> GalleryIndex:
-    """Extract the maps of a gallery folder (or a list of image files) and write an index folder to `out`.
+@contextmanager
+def write_index(
+    out: str | os.PathLike, capacity: int, map_shape: Sequence[int], manifest: dict[str, Any], *, overwrite: bool
+) -> Iterator[IndexWriter]:
+    """Yield an `IndexWriter` for at most `capacity` entries; when the block ends the index replaces `out`.
 
-    Images are read `chunk` at a time, so memory holds one chunk of float32 maps. The folder is
-    written under a temporary name and renamed when complete, so a crash never leaves a half index.
+    The folder is written under a hidden name beside `out`; an exception (or Ctrl-C) in the block
+    removes it and leaves `out` as it was. `manifest` holds the fields that describe the model.
     """
-    from tqdm import tqdm
+    out = check_index_out(out, overwrite)
+    with folder_swap(out) as folder:
+        writer = IndexWriter(folder, capacity, map_shape)
+        yield writer
+        writer.finish(manifest)
 
-    from qaconv.engine.features import extract_feature_maps
 
-    if isinstance(gallery, (str, os.PathLike)):
-        root = str(Path(gallery).expanduser().resolve())
-        files = list_images(gallery)
-    else:
-        root, files = None, [Path(p).expanduser() for p in gallery]
-        if not files:
-            raise QAConvError("no gallery images given")
-    paths = [str(p.resolve()) for p in files]
-    out = Path(out).expanduser()
-    _prepare_out(out, overwrite)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        matcher = reid.matcher
-        shape = (len(paths), matcher.num_features, matcher.height, matcher.width)
-        maps = np.lib.format.open_memmap(tmp / MAPS, mode="w+", dtype=np.float16, shape=shape)
-        descriptors = np.empty(shape[:2], dtype=np.float32)
-        for start in tqdm(range(0, len(paths), chunk), desc="index", disable=not progress, unit="chunk"):
-            records = [(p, -1, -1) for p in paths[start : start + chunk]]
-            block = extract_feature_maps(
-                reid.model,
-                records,
-                height=reid.config.height,
-                width=reid.config.width,
-                batch_size=batch_size,
-                num_workers=num_workers,
-                device=reid.device,
-            )
-            maps[start : start + len(block)] = block.half().numpy()
-            descriptors[start : start + len(block)] = global_descriptors(block).numpy()
+class IndexWriter:
+    """Writes the files of an index folder: `add` blocks of entries (and `skip` unreadable images), then `finish`.
+
+    The maps go to a preallocated memory-mapped file of `capacity` entries, so memory holds one block.
+    """
+
+    def __init__(self, folder: Path, capacity: int, map_shape: Sequence[int]) -> None:
+        self.folder = folder
+        self.map_shape = tuple(map_shape)
+        shape = (capacity, *self.map_shape)
+        self._maps = np.lib.format.open_memmap(folder / MAPS, mode="w+", dtype=np.float16, shape=shape)
+        self._descriptors = np.empty((capacity, self.map_shape[0]), dtype=np.float32)
+        self.paths: list[str] = []
+        self.skipped: list[str] = []
+
+    def add(self, maps: Tensor, descriptors: Tensor, paths: Sequence[str]) -> None:
+        """Append the maps (stored as float16), float32 descriptors and absolute paths of a block of images."""
+        start, end = len(self.paths), len(self.paths) + len(paths)
+        self._maps[start:end] = maps.half().numpy()
+        self._descriptors[start:end] = descriptors.numpy()
+        self.paths += paths
+
+    def skip(self, path: str) -> None:
+        """Record an image left out (unreadable); the manifest lists them."""
+        self.skipped.append(path)
+
+    def finish(self, manifest: dict[str, Any]) -> None:
+        """Write descriptors, paths and the manifest (`manifest` plus format, date, count, map shape, skipped)."""
+        count = len(self.paths)
+        maps, self._maps = self._maps, None
         maps.flush()
-        del maps
-        np.save(tmp / DESCRIPTORS, descriptors)
-        (tmp / PATHS).write_text(json.dumps(paths, indent=0) + "\n")
-        manifest = {
+        if count < len(maps):  # images were skipped: keep only the entries written
+            _shrink(self.folder / MAPS, maps, count)
+        del maps  # closes the memory map before the folder is moved
+        np.save(self.folder / DESCRIPTORS, self._descriptors[:count])
+        (self.folder / PATHS).write_text(json.dumps(self.paths, indent=0) + "\n")
+        record = {
             "format": FORMAT,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "fingerprint": reid.fingerprint,
-            "checkpoint": str(reid.checkpoint) if reid.checkpoint else None,
-            "model_config": dataclasses.asdict(reid.config),
-            "count": len(paths),
-            "map_shape": list(shape[1:]),
+            **manifest,
+            "count": count,
+            "map_shape": list(self.map_shape),
             "maps_dtype": "float16",
             "descriptor": "mean over locations of the feature map, L2-normalised",
-            "gallery": root,
+            "skipped": self.skipped,
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return GalleryIndex.open(out)
+        (self.folder / MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
 
 
-def shortlist(query_descriptors: Tensor, gallery_descriptors: Tensor, n: int) -> Tensor:
-    """[Q, n] gallery indices with the highest descriptor cosine similarity per query (faiss if installed).
-
-    Without faiss, queries go in chunks whose similarity rows take at most 64 MiB, then torch.topk.
-    """
-    n = min(n, len(gallery_descriptors))
-    q = query_descriptors.float().contiguous()
-    try:
-        import faiss
-    except ImportError:
-        faiss = None
-    if faiss is not None:
-        flat = faiss.IndexFlatIP(q.shape[1])
-        flat.add(np.ascontiguousarray(gallery_descriptors.float().numpy()))
-        _, found = flat.search(np.ascontiguousarray(q.numpy()), n)
-        return torch.from_numpy(found).long()
-    gallery_descriptors = gallery_descriptors.float()
-    rows = max(1, _SHORTLIST_FLOATS // len(gallery_descriptors))
-    return torch.cat([(q[i : i + rows] @ gallery_descriptors.T).topk(n, dim=1).indices for i in range(0, len(q), rows)])
-
-
-@torch.no_grad()
-def search(
-    matcher: QAConv,
-    query: Tensor,
-    gallery: Tensor,
-    topk: int = 10,
-    *,
-    shortlist_size: int | None = None,
-    gallery_descriptors: Tensor | None = None,
-    prob_block: int = 64,
-    gal_block: int = 4096,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
-) -> tuple[Tensor, Tensor]:
-    """(indices, scores), both [Q, min(topk, G)], best first (ties: lower gallery index first).
-
-    Exhaustive QAConv over all query x gallery pairs when `shortlist_size` is None; otherwise each
-    query re-scores only its `shortlist_size` nearest gallery entries by global descriptor
-    (`gallery_descriptors`, computed from the maps when not given).
-    """
-    matcher.check_maps(query, "query")
-    matcher.check_maps(gallery, "gallery")
-    if topk < 1:
-        raise QAConvError(f"--topk must be at least 1, got {topk}")
-    if len(gallery) == 0:
-        raise QAConvError("the gallery is empty")
-    k = min(topk, len(gallery))
-    kwargs = {"prob_block": prob_block, "gal_block": gal_block, "dtype": dtype, "device": device}
-    if shortlist_size is None:
-        indices, scores = running_topk(
-            score_blocks(matcher, query, gallery, **kwargs), len(query), k, exclude_self=False
-        )
-        return indices.cpu(), scores.cpu()
-    if shortlist_size < k:
-        raise QAConvError(f"--shortlist ({shortlist_size}) must be at least --topk ({topk})")
-    if gallery_descriptors is None:
-        gallery_descriptors = global_descriptors(gallery)
-    candidates = shortlist(global_descriptors(query), gallery_descriptors, shortlist_size).sort(dim=1).values
-    indices = torch.empty(len(query), k, dtype=torch.long)
-    scores = torch.empty(len(query), k)
-    for i, cand in enumerate(candidates):
-        rescored = torch.cat([b[0] for _, _, b in score_blocks(matcher, query[i : i + 1], gallery[cand], **kwargs)])
-        best, order = rescored.cpu().sort(descending=True, stable=True)  # ties: lower index, as cand is sorted
-        indices[i], scores[i] = cand[order[:k]], best[:k]
-    return indices, scores
+def _shrink(path: Path, maps: np.memmap, count: int, block: int = 4096) -> None:
+    """Rewrite a memory-mapped .npy with only its first `count` entries."""
+    smaller = path.with_name(f"{path.stem}.shrunk.npy")
+    out = np.lib.format.open_memmap(smaller, mode="w+", dtype=maps.dtype, shape=(count, *maps.shape[1:]))
+    for start in range(0, count, block):
+        out[start : start + block] = maps[start : min(start + block, count)]
+    out.flush()
+    del out
+    os.replace(smaller, path)

@@ -13,12 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from qaconv.errors import QAConvError
-
-
-def locations_by_row(maps: Tensor) -> Tensor:
-    """[N, C, H, W] -> [N*H*W, C]: one row per location, so all location pairs are one matrix product."""
-    n, c = maps.shape[:2]
-    return maps.reshape(n, c, -1).transpose(1, 2).reshape(-1, c)
+from qaconv.matching.eval_scorer import EvalScorer, bn_affine, locations_by_row
 
 
 class QAConv(nn.Module):
@@ -79,25 +74,12 @@ class QAConv(nn.Module):
         x = self.fc(x).view(-1, 2).sum(dim=1, keepdim=True)
         return self.logit_bn(x).view(num_prob, num_gal)
 
-    def eval_affine(self) -> tuple[Tensor, Tensor, Tensor]:
-        """The eval-mode matcher folded into (weight [hw], scale, offset), all float32.
+    def eval_affine(self) -> EvalScorer:
+        """The eval-mode matcher folded into an affine map of the best matches (running statistics, float32).
 
-        With running statistics both batch norms are affine maps, so
-        score = scale * (weight . best_in_gal + weight . best_in_prob) + offset,
-        which lets block-wise scoring reduce each pair to two dot products.
+        score = scale * (weight . best_in_gal + weight . best_in_prob) + offset: see `EvalScorer`, which
+        block scoring, pair scoring, export and the correspondence picture share.
         """
-        w = self.fc.weight.detach().float().view(-1)
         a_in, b_in = bn_affine(self.bn)
         a_out, b_out = bn_affine(self.logit_bn)
-        scale = a_out * a_in
-        offset = a_out * 2 * (b_in * w.sum() + self.fc.bias.detach().float().view(())) + b_out
-        return w, scale, offset
-
-
-def bn_affine(bn: nn.BatchNorm1d) -> tuple[Tensor, Tensor]:
-    """(a, b) such that the eval-mode BatchNorm1d(1) computes a * x + b."""
-    inv_std = torch.rsqrt(bn.running_var.detach().float() + bn.eps)
-    weight = bn.weight.detach().float() if bn.affine else torch.ones_like(inv_std)
-    bias = bn.bias.detach().float() if bn.affine else torch.zeros_like(inv_std)
-    a = weight * inv_std
-    return a.view(()), (bias - a * bn.running_mean.detach().float()).view(())
+        return EvalScorer(self.fc.weight, a_in, b_in, self.fc.bias.detach().float().view(()), a_out, b_out)

@@ -1,7 +1,7 @@
 """Memory-bounded all-pairs QAConv scoring.
 
 The eval-mode matcher reduces to a matrix product of location rows followed by two max
-reductions and two dot products (see `QAConv.eval_affine`). Pairs are scored in tiles
+reductions and two dot products (`EvalScorer`, from `QAConv.eval_affine`). Pairs are scored in tiles
 whose similarity block fits the CPU cache (or a share of free GPU memory), so the
 largest temporary is one tile, never P x G x hw x hw. Results come out in
 [prob_block, gal_block] blocks that callers consume as they arrive (running top-k,
@@ -16,18 +16,15 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from qaconv.device import half_on_cuda
 from qaconv.errors import QAConvError
-from qaconv.matching.qaconv import QAConv, locations_by_row
+from qaconv.matching.eval_scorer import EvalScorer, locations_by_row
+from qaconv.matching.qaconv import QAConv
 
 CPU_TILE_MIB = 8  # measured on the benchmark machine: tiles near L2+L3 size keep the GEMM near peak
 GPU_TILE_MAX_MIB = 2048
 _CPU_DTYPES = (torch.float32, torch.bfloat16)
 _CUDA_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-
-
-def default_dtype(device: torch.device) -> torch.dtype:
-    """float16 on CUDA (the published evaluation's precision), float32 elsewhere."""
-    return torch.float16 if device.type == "cuda" else torch.float32
 
 
 def tile_bytes(device: torch.device, tile_mib: float | None = None) -> int:
@@ -74,9 +71,10 @@ def _location_rows(maps: Tensor, device: torch.device, dtype: torch.dtype) -> Te
 
 @torch.inference_mode()
 def _score_block_into(
-    out: Tensor, prob_rows: Tensor, gal_rows: Tensor, hw: int, weight: Tensor, tile: tuple[int, int]
-) -> None:
-    """Write weight.(max over gallery locations) + weight.(max over probe locations) for every pair."""
+    out: Tensor, scorer: EvalScorer, prob_rows: Tensor, gal_rows: Tensor, tile: tuple[int, int]
+) -> Tensor:
+    """Write the scores [p, g] of all pairs of two blocks of location rows, one tile of pairs at a time."""
+    hw = scorer.locations
     num_prob, num_gal = out.shape
     tile_prob, tile_gal = tile
     for p0 in range(0, num_prob, tile_prob):
@@ -84,10 +82,8 @@ def _score_block_into(
         a = prob_rows[p0 * hw : p1 * hw]
         for g0 in range(0, num_gal, tile_gal):
             g1 = min(g0 + tile_gal, num_gal)
-            sim = torch.mm(a, gal_rows[g0 * hw : g1 * hw].t()).view(p1 - p0, hw, g1 - g0, hw)
-            best_in_gal = sim.amax(dim=3).float()  # [p, hw_prob, g]
-            best_in_prob = sim.amax(dim=1).float()  # [p, g, hw_gal]
-            out[p0:p1, g0:g1] = torch.matmul(weight, best_in_gal) + torch.matmul(best_in_prob, weight)
+            out[p0:p1, g0:g1] = scorer.tile(a, gal_rows[g0 * hw : g1 * hw])
+    return out
 
 
 def score_blocks(
@@ -114,21 +110,18 @@ def score_blocks(
     _check_block(prob_block, "prob_block")
     _check_block(gal_block, "gal_block")
     device = torch.device(device) if device is not None else _matcher_device(matcher)
-    dtype = dtype or default_dtype(device)
+    dtype = dtype or half_on_cuda(device)
     _check_dtype(dtype, device)
-    hw = matcher.locations
-    weight, scale, offset = (t.to(device) for t in matcher.eval_affine())
-    budget = tile_bytes(device, tile_mib)
+    scorer = matcher.eval_affine().to(device)
     itemsize = torch.empty((), dtype=dtype).element_size()
-    tile = tile_shape(hw, itemsize, budget, prob_block, gal_block)
+    tile = tile_shape(scorer.locations, itemsize, tile_bytes(device, tile_mib), prob_block, gal_block)
     for p0 in range(0, len(prob), prob_block):
         prob_rows = _location_rows(prob[p0 : p0 + prob_block], device, dtype)
-        num_prob = len(prob_rows) // hw
         for g0 in range(0, len(gal), gal_block):
             gal_rows = _location_rows(gal[g0 : g0 + gal_block], device, dtype)
-            out = torch.empty(num_prob, len(gal_rows) // hw, device=device)
-            _score_block_into(out, prob_rows, gal_rows, hw, weight, tile)
-            yield p0, g0, out.mul_(scale).add_(offset)
+            # allocated outside inference mode: callers may modify the block in place
+            out = torch.empty(len(prob_rows) // scorer.locations, len(gal_rows) // scorer.locations, device=device)
+            yield p0, g0, _score_block_into(out, scorer, prob_rows, gal_rows, tile)
 
 
 def pairwise_scores(
@@ -161,8 +154,8 @@ def pair_scores(
 ) -> Tensor:
     """Eval-mode QAConv scores of the pairs (prob[i], gal[i]) -> float32 [n] (not all pairs: a diagonal).
 
-    The same arithmetic as `score_blocks` (QAConv.eval_affine), batched so one similarity chunk fits the tile
-    budget. Re-ranking uses it for the few dozen pairs per item that its neighbour lists do not hold.
+    The same score chain as `score_blocks` (`EvalScorer.aligned`), batched so one similarity chunk fits the
+    tile budget. Re-ranking uses it for the few dozen pairs per item that its neighbour lists do not hold.
     """
     matcher.check_maps(prob, "prob")
     matcher.check_maps(gal, "gal")
@@ -171,14 +164,10 @@ def pair_scores(
     device = torch.device(device) if device is not None else _matcher_device(matcher)
     dtype = dtype or torch.float32
     _check_dtype(dtype, device)
-    hw = matcher.locations
-    weight, scale, offset = (t.to(device) for t in matcher.eval_affine())
+    scorer = matcher.eval_affine().to(device)
     itemsize = torch.empty((), dtype=dtype).element_size()
-    chunk = max(1, tile_bytes(device) // (hw * hw * itemsize))
+    chunk = max(1, tile_bytes(device) // (scorer.locations**2 * itemsize))
     out = torch.empty(len(prob), device=device)
     for s in range(0, len(prob), chunk):
-        a = prob[s : s + chunk].to(device, dtype).flatten(2)  # [n, C, hw]
-        b = gal[s : s + chunk].to(device, dtype).flatten(2)
-        sim = torch.bmm(a.transpose(1, 2), b)  # [n, hw_prob, hw_gal]
-        out[s : s + len(a)] = sim.amax(dim=2).float() @ weight + sim.amax(dim=1).float() @ weight
-    return out.mul_(scale).add_(offset)
+        out[s : s + chunk] = scorer.aligned(prob[s : s + chunk].to(device, dtype), gal[s : s + chunk].to(device, dtype))
+    return out

@@ -221,13 +221,6 @@ class ResNet(nn.Module):
             raise QAConvError(f"unknown ResNet stage {layer!r}; choose one of {', '.join(LAYERS)}")
         return 64 * 2 ** LAYERS.index(layer) * self.block.expansion
 
-    @staticmethod
-    def stage_stride(layer: str) -> int:
-        """Total stride at the output of `layer`: 4, 8, 16, 32 for layer1..layer4."""
-        if layer not in LAYERS:
-            raise QAConvError(f"unknown ResNet stage {layer!r}; choose one of {', '.join(LAYERS)}")
-        return 4 * 2 ** LAYERS.index(layer)
-
     def truncate(self, final_layer: str) -> ResNet:
         """Remove every stage after `final_layer` (and avgpool/fc). The removed stages' keys in a state dict
         given to `load_state_dict` are then ignored, so full checkpoints still load. Returns self."""

@@ -1,4 +1,5 @@
-"""Pictures of results: ranked lists of the evaluation (and, in their own modules, training curves)."""
+"""Pictures of results: ranked lists of the evaluation, and, in their own modules, the thumbnail page
+(`thumbnail_page`), the correspondence picture of a match (`correspondences`) and training curves."""
 
 from qaconv.viz.ranked_lists import ranked_list_strip, select_queries, write_ranked_lists
 

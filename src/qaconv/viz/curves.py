@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 
-def plot_training_curves(history: list[dict[str, Any]], path: str | Path) -> Path:
-    """Plot `history` (the trainer's per-epoch records) to `path`."""
+def plot_training_curves(history: list[dict[str, Any]], path: str | Path, margin: float | None = None) -> Path:
+    """Plot `history` (the trainer's per-epoch records) to `path`; `margin` draws the triplet margin, the
+    loss of a model that has learned nothing."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -16,7 +17,10 @@ def plot_training_curves(history: list[dict[str, Any]], path: str | Path) -> Pat
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.2))
     ax_loss.plot(epochs, [h["loss"] for h in history], marker="o")
-    ax_loss.set(xlabel="epoch", ylabel="triplet loss", title="training loss")
+    if margin is not None:
+        ax_loss.axhline(margin, color="tab:red", linestyle=":", linewidth=1, label=f"margin {margin:g}")
+        ax_loss.legend(loc="upper right")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="training loss")
     ax_acc.plot(epochs, [100 * h["acc"] for h in history], marker="o", color="tab:green")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="batch-hard accuracy")
     for h in history:

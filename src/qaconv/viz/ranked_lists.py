@@ -1,5 +1,6 @@
 """Ranked-list report: for the best and the worst queries (by AP), the query and its top-N gallery images,
-framed green (same identity) or red, as one PNG and one self-contained HTML page per test set.
+framed green (same identity) or red, as one PNG and one self-contained HTML page per test set (the
+page is a `qaconv.viz.thumbnail_page`).
 
 The evaluation keeps only the top-N gallery indices per query (`EvalResult.top`), so a report costs
 Q x N integers, never the Q x G matrix.
@@ -7,9 +8,6 @@ Q x N integers, never the Q x G matrix.
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from qaconv.data.loader import load_image
+from qaconv.viz.thumbnail_page import Thumb, ThumbRow, thumbnail_page
 
 THUMB = (64, 128)  # width, height of one thumbnail
 BORDER = 4
@@ -83,12 +82,6 @@ def _stack(title: str, sections: list[tuple[str, list[Image.Image]]]) -> Image.I
     return page
 
 
-def _png_data(image: Image.Image) -> str:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def write_ranked_lists(
     out_dir: str | Path,
     name: str,
@@ -109,30 +102,28 @@ def write_ranked_lists(
     out_dir.mkdir(parents=True, exist_ok=True)
     best, worst = select_queries(np.asarray(ap, dtype=np.float64), num_show)
     title = f"{name}: top-{top.shape[1]} ranked lists ({stage}); green = same identity, red = other"
-    sections, blocks = [], []
+    sections, pages = [], []
     for heading, chosen in (("best queries (highest AP)", best), ("worst queries (lowest AP)", worst)):
         strips, rows = [], []
         for q in chosen:
             rec = query[q]
             caption = f"#{q} pid {rec.pid} cam {rec.camid + 1} AP {100 * ap[q]:.1f}%"
-            strip = ranked_list_strip(rec, gallery, top[q].tolist(), caption)
-            strips.append(strip)
-            items = ", ".join(
-                f"{r}: {Path(gallery[g].path).name}" for r, g in enumerate(top[q].tolist(), start=1) if g >= 0
-            )
-            rows.append(
-                f'<div class="q"><p>{html.escape(caption)} &mdash; {html.escape(Path(rec.path).name)}</p>'
-                f'<img src="data:image/png;base64,{_png_data(strip)}" title="{html.escape(items)}"></div>'
-            )
+            strips.append(ranked_list_strip(rec, gallery, top[q].tolist(), caption))
+            rows.append(_page_row(rec, gallery, top[q].tolist(), caption))
         sections.append((heading, strips))
-        blocks.append(f"<h2>{html.escape(heading)}</h2>\n" + "\n".join(rows or ["<p>(none)</p>"]))
+        pages.append((heading, rows))
     png = out_dir / "ranked_lists.png"
     _stack(title, sections).save(png)
     page = out_dir / "index.html"
-    page.write_text(
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
-        f"<title>{html.escape(name)} ranked lists</title>"
-        "<style>body{font-family:sans-serif;margin:1em} .q p{margin:.6em 0 .2em;font-size:90%}</style>"
-        f"</head><body>\n<h1>{html.escape(title)}</h1>\n" + "\n".join(blocks) + "\n</body></html>\n"
-    )
+    page.write_text(thumbnail_page(title, pages))
     return [page, png]
+
+
+def _page_row(query: Any, gallery: Sequence[Any], ranked: Sequence[int], caption: str) -> ThumbRow:
+    """The row of the HTML page: the query (blue frame), then its ranked gallery images (green or red)."""
+    thumbs = [Thumb(query.path, ["query"], BLUE)]
+    for rank, g in enumerate(ranked, start=1):
+        if g >= 0:
+            same = gallery[g].pid == query.pid
+            thumbs.append(Thumb(gallery[g].path, [str(rank), Path(gallery[g].path).name], GREEN if same else RED))
+    return ThumbRow(f"{caption} \u2014 {Path(query.path).name}", thumbs)

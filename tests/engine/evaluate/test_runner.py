@@ -95,7 +95,7 @@ def test_evaluate_writes_results_scores_and_report(setup, capsys):
 
     report = setup / "run" / "report" / "market1501"
     page = (report / "index.html").read_text()
-    assert "best queries" in page and "worst queries" in page and page.count("data:image/png;base64") >= 2
+    assert "best queries" in page and "worst queries" in page and page.count("data:image/jpeg;base64") >= 2
     with Image.open(report / "ranked_lists.png") as img:
         assert img.width == 4 * (64 + 8) + 4 * 6  # the query and 3 ranked thumbnails
     assert entry["files"] == [

@@ -16,7 +16,6 @@ from typing import NamedTuple
 from qaconv.errors import QAConvError
 
 DOCS = "docs/datasets.md"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 SPLITS = ("train", "query", "gallery")
 
 
@@ -69,14 +68,6 @@ class ReIDDataset:
     @property
     def num_train_ids(self) -> int:
         return len({r.pid for r in self.train})
-
-    @property
-    def num_query_ids(self) -> int:
-        return len({r.pid for r in self.query})
-
-    @property
-    def num_gallery_ids(self) -> int:
-        return len({r.pid for r in self.gallery})
 
     @property
     def num_cams(self) -> int:
@@ -233,6 +224,17 @@ def _find_layout(spec: DatasetSpec, root: str) -> str | None:
     return next((c for c in _candidates(spec, root) if _has_layout(c, spec.required)), None)
 
 
+def closest_layout(spec: DatasetSpec, root: str) -> tuple[str, list[str]]:
+    """The folder under `root` that comes closest to `spec`'s layout (root itself on ties) and the required
+    paths it lacks (all of them when no folder holds any)."""
+    best, best_missing = root, list(spec.required)
+    for cand in _candidates(spec, root):
+        missing = [rel for rel in spec.required if not _exists(cand, rel)]
+        if len(missing) < len(best_missing):
+            best, best_missing = cand, missing
+    return best, best_missing
+
+
 def locate_dataset(spec: DatasetSpec, root: str | os.PathLike) -> str:
     """The absolute folder that holds `spec`'s layout, starting from `root`; QAConvError if there is none."""
     root = os.path.abspath(os.path.expanduser(os.fspath(root)))
@@ -241,12 +243,7 @@ def locate_dataset(spec: DatasetSpec, root: str | os.PathLike) -> str:
     found = _find_layout(spec, root)
     if found is not None:
         return found
-    # Name what is missing in the candidate that came closest (the root itself on ties).
-    best, best_missing = root, list(spec.required)
-    for cand in _candidates(spec, root):
-        missing = [rel for rel in spec.required if not _exists(cand, rel)]
-        if len(missing) < len(best_missing):
-            best, best_missing = cand, missing
+    best, best_missing = closest_layout(spec, root)
     raise QAConvError(
         f"no {spec.name} data set in {root}: {best} lacks {', '.join(best_missing)}; "
         f"expected {spec.layout} (see {DOCS})"
@@ -307,18 +304,6 @@ def open_dataset(name_or_path: str, data_dir: str | os.PathLike = "data", combin
 
 
 # --------------------------------------------------------------------------------------- parse helpers
-
-
-def list_images(folder: str) -> list[str]:
-    """Sorted names of the image files in `folder` (one scandir, no stat; hidden files skipped)."""
-    with os.scandir(folder) as it:
-        names = [
-            e.name
-            for e in it
-            if not e.name.startswith(".") and e.name.lower().endswith(IMAGE_EXTENSIONS) and e.is_file()
-        ]
-    names.sort()
-    return names
 
 
 def relabel_sorted(pids: Iterable[int]) -> dict[int, int]:

@@ -13,11 +13,11 @@ import re
 from qaconv.data.datasets.base import (
     Record,
     ReIDDataset,
-    list_images,
     register_dataset,
     relabel_sorted,
     report_unparsable,
 )
+from qaconv.io import list_images
 
 SPLITS = {"train": "train", "query": "test/query", "gallery": "test/gallery"}
 FPS = 24.0

@@ -17,11 +17,11 @@ from collections import defaultdict
 from qaconv.data.datasets.base import (
     Record,
     ReIDDataset,
-    list_images,
     register_dataset,
     relabel_sorted,
     report_unparsable,
 )
+from qaconv.io import list_images
 
 MARKET_SPLITS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 MARKET_FPS = 25.0

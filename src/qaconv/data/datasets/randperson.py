@@ -14,11 +14,11 @@ import re
 from qaconv.data.datasets.base import (
     Record,
     ReIDDataset,
-    list_images,
     register_dataset,
     relabel_sorted,
     report_unparsable,
 )
+from qaconv.io import list_images
 
 SCENE_CAMERAS = (2, 2, 2, 2, 1, 1, 2, 1, 1, 1, 4)
 CAMERA_OFFSET = tuple(sum(SCENE_CAMERAS[:i]) for i in range(len(SCENE_CAMERAS)))  # 0,2,4,6,8,9,10,12,...

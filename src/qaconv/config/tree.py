@@ -1,0 +1,255 @@
+"""The config tree: one nested dataclass per concern, each field an `option` with its help and checks.
+
+    TrainConfig
+      recipe          paper | scratch | auto (scratch when there are no pretrained weights)
+      model           ModelOptions: the network (ModelConfig) plus where its first weights come from
+      data            training data and augmentation
+      sampler         P x K or Graph Sampling batches
+      optimization    loss, SGD, clipping, AMP, the from-scratch safeguards
+      schedule        epochs and the adaptive learning-rate decay
+      evaluation      how test sets are scored (shared with `qaconv evaluate`)
+      run             device, loader processes, seed, the collapse guard
+
+`ModelConfig` (the network alone) is what checkpoints store to rebuild a model. Defaults are the paper's
+recipe (QAConv 2.1, SPEC 1.5-1.8); `qaconv.config.presets` holds the from-scratch recipe and the demo.
+`validate(config)` coerces every value to its field's type and checks its range, in one pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from qaconv.config.options import check, coerce, option, spec_of
+from qaconv.errors import QAConvError
+
+RECIPES = ("auto", "paper", "scratch")
+EVAL_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass
+class ModelConfig:
+    """The feature-map network and its input size; defaults are the paper's (QAConv 2.1)."""
+
+    arch: str = option("resnet50", "backbone", choices=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"))
+    ibn: str | None = option("b", "IBN-Net variant: a, b or none", choices=("a", "b"))
+    final_layer: str = option("layer3", "where the backbone is cut", choices=("layer2", "layer3", "layer4"))
+    neck: int = option(128, "channels of the 3x3 neck conv (0: no neck)", low=0)
+    height: int = option(384, "input height in pixels", low=16, high=4096)
+    width: int = option(128, "input width in pixels", low=16, high=4096)
+
+    def network(self) -> ModelConfig:
+        """The network fields alone (what a checkpoint stores)."""
+        return ModelConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ModelConfig)})
+
+
+@dataclass
+class ModelOptions(ModelConfig):
+    """The network plus where its first weights come from."""
+
+    pretrained: str | None = option(
+        "imagenet", "'imagenet' (public checkpoint from the torch hub cache), a weights file, or 'none'"
+    )
+    init_from: str | None = option(
+        None,
+        "start from a trained model: a run folder or checkpoint of qaconv, or the published code's "
+        "checkpoint.pth.tar (instead of --pretrained)",
+    )
+
+
+@dataclass
+class DataConfig:
+    """The training data and its augmentation (SPEC 1.7)."""
+
+    dataset: str = option("market1501", "training data set: a registered name under --data-dir, or a folder/CSV")
+    data_dir: str = option("data", "folder holding the data sets under their usual names (docs/datasets.md)")
+    combine_all: bool = option(False, "MSMT17 only: train on train+val+query+gallery ('MSMT (all)')")
+    min_size: float = option(0.0, "random occlusion: smallest square side as a fraction of the width", low=0, high=1)
+    max_size: float = option(
+        0.8, "random occlusion: largest square side as a fraction of the width (0: off)", low=0, high=1
+    )
+
+
+@dataclass
+class SamplerConfig:
+    """How batches are drawn: P = batch_size / num_instances classes of num_instances images each."""
+
+    name: str = option("gs", "gs (graph sampling, the paper) or pk (P classes x K images)", choices=("gs", "pk"))
+    batch_size: int = option(64, "images per batch (B)", low=2)
+    num_instances: int = option(2, "images per class in a batch (K); B/K classes per batch", low=1)
+    gs_warmup_epochs: int = option(
+        0, "graph sampling: epochs of random P x K batches before the graph is used (QAConv 2.0's pre-epoch)", low=0
+    )
+
+
+@dataclass
+class OptimizationConfig:
+    """Loss, SGD and its safeguards."""
+
+    loss: str = option(
+        "triplet",
+        "triplet (batch-hard, QAConv 2.1) or pairwise (binary cross-entropy, QAConv 2.0)",
+        choices=("triplet", "pairwise"),
+    )
+    margin: float = option(16.0, "triplet margin on the matcher's logits", above=0)
+    lr: float = option(
+        0.005, "learning rate of the neck (the backbone and matcher use multiples of it)", above=0, high=1
+    )
+    backbone_lr_mult: float = option(0.1, "backbone learning rate as a multiple of --lr", low=0, high=100)
+    matcher_lr_mult: float = option(1.0, "matcher learning rate as a multiple of --lr", low=0, high=100)
+    momentum: float = option(0.9, "SGD momentum (nesterov)", low=0, high=0.999)
+    weight_decay: float = option(5e-4, "SGD weight decay, on every parameter", low=0, high=0.1)
+    clip_value: float = option(
+        8.0, "gradient-norm clip, separately for backbone+neck and matcher (0: no clipping)", low=0
+    )
+    accumulate: int = option(
+        1,
+        "average the gradients of N batches per SGD step (N processes of batch B = 1 process with --accumulate N)",
+        low=1,
+    )
+    freeze_bn: bool = option(True, "backbone in eval mode while training (frozen BN statistics), as in the paper")
+    amp: str = option(
+        "auto", "auto (fp16 on CUDA, off on CPU), off, fp16 or bf16", choices=("auto", "off", "fp16", "bf16")
+    )
+    logit_scale_floor: float = option(
+        0.0,
+        "keep the matcher's logit scale (logit_bn weight) at least this after every step (0: free, the paper)",
+        low=0,
+        high=100,
+    )
+    lr_warmup_iters: int = option(0, "raise the learning rates linearly over this many first steps (0: none)", low=0)
+    collapse_patience: int = option(
+        200, "stop when the batch's scores have been constant for this many iterations in a row (0: never)", low=0
+    )
+
+
+@dataclass
+class ScheduleConfig:
+    """QAConv 2.1's adaptive epochs and learning-rate decay (SPEC 1.6)."""
+
+    step_factor: float = option(
+        0.7,
+        "adaptive schedule: decay once the loss is below this fraction of epoch 2's; >= 1: fixed step epoch",
+        above=0,
+    )
+    max_epochs: int = option(60, "most epochs (the adaptive schedule usually stops earlier)", low=1)
+    max_iters_per_epoch: int = option(0, "cap on iterations per epoch (0: all; GS has one per class)", low=0)
+
+
+@dataclass
+class EvaluationConfig:
+    """How test sets are scored; shared by `qaconv evaluate` and the end of `qaconv train`."""
+
+    testsets: list[str] = option(
+        ["cuhk03_np_detected", "msmt17"], "comma-separated test sets evaluated at the end ('' for none)"
+    )
+    batch_size: int = option(64, "images per feature-extraction batch", low=1)
+    prob_block: int = option(256, "query maps per scoring block", low=1)
+    gal_block: int = option(4096, "gallery maps per scoring block", low=1)
+    dtype: str = option(
+        "auto", "scoring precision: auto (float16 on CUDA), float32, bfloat16 or float16", choices=EVAL_DTYPES
+    )
+    rerank: bool = option(False, "also report k-reciprocal re-ranking")
+    tlift: bool = option(False, "also report TLift (test sets with time information)")
+
+
+@dataclass
+class RunConfig:
+    """Where and how the run executes."""
+
+    device: str = option("auto", "cpu, cuda, cuda:N, mps or auto")
+    workers: int = option(4, "data loading processes", low=0, high=256)
+    seed: int = option(0, "seed of every RNG (Python, NumPy, torch, samplers, augmentation)", low=0, high=2**32 - 1)
+    deterministic: bool = option(False, "ask torch for deterministic kernels (slower on CUDA)")
+
+
+@dataclass
+class TrainConfig:
+    """Every option of `qaconv train`, as a tree of sections; defaults reproduce QAConv 2.1."""
+
+    recipe: str = option(
+        "auto",
+        "paper (ImageNet start), scratch (random weights) or auto (scratch when --pretrained none)",
+        choices=RECIPES,
+    )
+    model: ModelOptions = field(default_factory=ModelOptions)
+    data: DataConfig = field(default_factory=DataConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    optimization: OptimizationConfig = field(default_factory=OptimizationConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+# ------------------------------------------------------------------------------------------------ walking
+
+
+def is_section(kind: Any) -> bool:
+    return isinstance(kind, type) and dataclasses.is_dataclass(kind)
+
+
+def leaves(cls: type, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field, Any]]:
+    """(dotted path, field, type hint) of every option in the tree `cls`, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        path = f"{prefix}{f.name}"
+        if is_section(hints[f.name]):
+            yield from leaves(hints[f.name], path + ".")
+        else:
+            yield path, f, hints[f.name]
+
+
+def get_path(config: Any, path: str) -> Any:
+    for part in path.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def set_path(config: Any, path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        config = getattr(config, part)
+    setattr(config, last, value)
+
+
+def coerce_options(cls: type, values: dict[str, Any], name: Any) -> dict[str, Any]:
+    """{dotted path: value} of the tree `cls` with every value coerced to its option's type and checked;
+    `name(path)` is how an option is called in messages."""
+    fields = {path: (f, kind) for path, f, kind in leaves(cls)}
+    out = {}
+    for path, value in values.items():
+        f, kind = fields[path]
+        out[path] = coerce(value, kind, name(path))
+        check(out[path], spec_of(f), name(path))
+    return out
+
+
+def validate(config: Any, name: Any = None) -> Any:
+    """Coerce every option of `config` to its type and check its range and the rules that tie options
+    together, in place; returns `config`. `name(path)` is how an option is called in messages."""
+    name = name or (lambda path: path)
+    values = coerce_options(type(config), {path: get_path(config, path) for path, _, _ in leaves(type(config))}, name)
+    for path, value in values.items():
+        set_path(config, path, value)
+    if isinstance(config, TrainConfig):
+        _check_train(config, name)
+    return config
+
+
+def _check_train(config: TrainConfig, name: Any) -> None:
+    s, d = config.sampler, config.data
+    if s.batch_size % s.num_instances:
+        raise QAConvError(
+            f"{name('sampler.batch_size')}: batch_size {s.batch_size} must be a positive multiple of "
+            f"num_instances (K) {s.num_instances}"
+        )
+    if s.batch_size < 2 * s.num_instances:
+        raise QAConvError(
+            f"{name('sampler.batch_size')}: a batch of {s.batch_size} with {s.num_instances} images per class holds "
+            f"one class, so no negatives; use at least {2 * s.num_instances}"
+        )
+    if d.max_size > 0 and d.min_size >= d.max_size:
+        raise QAConvError(f"{name('data.min_size')} ({d.min_size:g}) must be below --max-size ({d.max_size:g})")

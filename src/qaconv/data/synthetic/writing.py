@@ -1,0 +1,219 @@
+"""Writing a data set: the output folder's checks, rendering in worker processes, JPEG files, meta.json.
+
+The work goes to the workers as self-contained batches (the render job, one camera's background
+and up to BATCH_IMAGES shots of it), so no state is shared between processes or kept between calls.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qaconv.data.synthetic.backgrounds import background
+from qaconv.data.synthetic.config import SynthConfig
+from qaconv.data.synthetic.planning import FPS, GALLERY, SPLIT_DIRS, Plan, Shot, make_plan
+from qaconv.data.synthetic.rendering import RenderJob, render_image
+from qaconv.errors import QAConvError
+from qaconv.io import atomic_write_json
+
+GENERATOR_VERSION = "1.0"
+BATCH_IMAGES = 32  # images per task: enough to make sending a background to a worker cheap
+_POOL_MIN_IMAGES = 200  # smaller sets render in this process
+
+
+def _existing_outputs(out: Path) -> list[Path]:
+    """What an earlier data set left in `out` that writing a new one replaces."""
+    return [out / d for d in (*SPLIT_DIRS, "meta.json") if (out / d).exists()]
+
+
+def check_out_dir(
+    out_dir: str | os.PathLike, overwrite: bool, *, name: str = "out_dir", overwrite_hint: str = "pass overwrite=True"
+) -> None:
+    """Make sure a data set can be written to folder `out_dir`, creating it if missing; a one-line QAConvError
+    that starts with `name` otherwise: a file is in the way, the folder cannot be created or written, or it
+    holds a data set already and `overwrite` is off (the message suggests `overwrite_hint`)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise QAConvError(f"{name} {out} exists and is not a folder")
+    ancestor = out.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise QAConvError(f"{name} {out} cannot be created: {ancestor} is a file, not a folder")
+    existing = _existing_outputs(out)
+    if existing and not overwrite:
+        raise QAConvError(
+            f"{name} {out} already holds a data set ({existing[0].name}); {overwrite_hint} to replace it, "
+            "or choose another folder"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise QAConvError(f"{name} {out} cannot be written: {exc.strerror or exc}") from None
+
+
+def _replace_outputs(out: Path) -> None:
+    """Remove an earlier data set (only what this generator writes; other files stay) and make the split folders."""
+    for path in _existing_outputs(out):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    for d in SPLIT_DIRS:
+        (out / d).mkdir(parents=True, exist_ok=True)
+
+
+def default_workers() -> int:
+    """Processes to render with: the CPUs this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One task: shots of one camera, with the camera's background scene, and where to write them."""
+
+    job: RenderJob
+    out_dir: str
+    quality: int
+    background: np.ndarray
+    shots: tuple[tuple[Shot, dict[str, Any] | None], ...]  # each with its identity (None for extra images)
+
+
+def _batches(plan: Plan, job: RenderJob, out: Path, quality: int) -> list[_Batch]:
+    by_camera: dict[int, list[tuple[Shot, dict[str, Any] | None]]] = {}
+    for shot in plan.shots:
+        by_camera.setdefault(shot.cam, []).append((shot, plan.identities.get(shot.pid)))
+    batches = []
+    for cam, shots in sorted(by_camera.items()):
+        scene = background(job.style, job.cameras[cam], job.height, job.width)
+        for i in range(0, len(shots), BATCH_IMAGES):
+            batches.append(_Batch(job, str(out), quality, scene, tuple(shots[i : i + BATCH_IMAGES])))
+    return batches
+
+
+def _write_batch(batch: _Batch) -> int:
+    """Render and write the images of one batch (runs in a worker process); returns how many."""
+    for shot, ident in batch.shots:
+        image = render_image(batch.job, batch.background, shot.cam, shot.key, ident, shot.misaligned)
+        image.save(os.path.join(batch.out_dir, shot.split, shot.name), format="JPEG", quality=batch.quality)
+    return len(batch.shots)
+
+
+def _write_images(batches: list[_Batch], workers: int) -> None:
+    if workers == 1 or sum(len(b.shots) for b in batches) < _POOL_MIN_IMAGES:
+        for batch in batches:
+            _write_batch(batch)
+        return
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with ctx.Pool(workers) as pool:
+        for _ in pool.imap_unordered(_write_batch, batches):
+            pass
+
+
+def _meta(plan: Plan, config: SynthConfig) -> dict[str, Any]:
+    """The content of meta.json: options, counts per split folder, train pids and families (no timestamp)."""
+    counts: dict[str, dict[str, int]] = {}
+    for d in SPLIT_DIRS:
+        shots = [s for s in plan.shots if s.split == d]
+        counts[d] = {
+            "images": len(shots),
+            "ids": len({s.pid for s in shots if s.pid > 0}),
+            "cameras": len({s.cam for s in shots}),
+        }
+    counts[GALLERY]["distractors"] = sum(s.pid == 0 for s in plan.shots)
+    counts[GALLERY]["junk"] = sum(s.pid == -1 for s in plan.shots)
+    return {
+        "generator": "qaconv.data.synthetic",
+        "version": GENERATOR_VERSION,
+        "layout": "market1501",
+        "seed": config.seed,
+        "style": config.style,
+        "num_ids": config.num_ids,
+        "num_cams": config.num_cams,
+        "images_per_id": config.images_per_id,
+        "height": config.height,
+        "width": config.width,
+        "jpeg_quality": config.quality,
+        "junk_fraction": config.junk_fraction,
+        "distractor_fraction": config.distractor_fraction,
+        "fps": FPS,
+        "counts": counts,
+        "train_ids": sorted(plan.train),
+        "families": [f for f in plan.families if len(f) > 1],
+    }
+
+
+def generate(
+    out_dir: str | os.PathLike,
+    num_ids: int = 100,
+    num_cams: int = 6,
+    seed: int = 0,
+    style: str = "A",
+    images_per_id: int = 10,
+    height: int = 128,
+    width: int = 64,
+    quality: int = 90,
+    junk_fraction: float = 0.1,
+    distractor_fraction: float = 0.1,
+    workers: int | None = None,
+    overwrite: bool = False,
+    *,
+    config: SynthConfig | None = None,
+) -> dict[str, Any]:
+    """Write a synthetic Market-1501-layout data set to out_dir and return its meta.json content.
+
+    num_ids identities (half train, half test, like Market), seen by num_cams cameras; each
+    identity has about images_per_id images (uniform in [0.6, 1.4] x, at least 4) spread over
+    2..num_cams cameras, at least 2 per camera. Test identities give one query image per camera
+    they appear in; the rest go to the gallery (bounding_box_test), which also gets
+    round(gallery x distractor_fraction) distractors (pid 0000) and round(gallery x junk_fraction)
+    junk images (pid -1). style 'A' or 'B' picks the domain. Images are height x width JPEGs
+    (quality `quality`). `config`: a SynthConfig instead of those options (leave them at their
+    defaults). workers: processes (None or 0 = all CPUs; the output does not depend on it).
+    overwrite: replace a data set already in out_dir (only its split folders and meta.json).
+    """
+    options = SynthConfig(
+        num_ids=num_ids,
+        num_cams=num_cams,
+        seed=seed,
+        style=style,
+        images_per_id=images_per_id,
+        height=height,
+        width=width,
+        quality=quality,
+        junk_fraction=junk_fraction,
+        distractor_fraction=distractor_fraction,
+    )
+    if config is None:
+        config = options
+    elif not isinstance(config, SynthConfig):
+        raise QAConvError(f"config must be a SynthConfig, got {type(config).__name__}")
+    elif options != SynthConfig():
+        raise QAConvError("pass either a SynthConfig or the options it holds, not both")
+    if workers is not None and int(workers) < 0:
+        raise QAConvError(f"workers must be >= 0 (0 or None: all CPUs), got {workers}")
+    out = Path(out_dir)
+    check_out_dir(out, overwrite)
+    plan = make_plan(config)
+    job = RenderJob(config.seed, config.style, config.height, config.width, plan.cameras)
+    meta = _meta(plan, config)
+    try:
+        _replace_outputs(out)
+        _write_images(_batches(plan, job, out, config.quality), int(workers) if workers else default_workers())
+        atomic_write_json(out / "meta.json", meta)
+    except OSError as exc:
+        raise QAConvError(f"writing the data set to {out} failed: {exc}") from None
+    return meta

@@ -1,0 +1,193 @@
+"""`Trainer.from_config`: every part of a training run built from a TrainConfig, in the order that fails fast.
+
+Options are checked first (the config tree did the ranges; here what needs the device), then the data
+set is opened, then the model gets its first weights (ImageNet, a warm start, or a resumed checkpoint),
+then the loss, optimizer, sampler, loader, schedule, guard and callbacks are made and handed to the
+Trainer. Experiments that need other parts build them the same way and call the Trainer's constructor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from qaconv.config import TrainConfig, save_config
+from qaconv.data import open_dataset
+from qaconv.data.loader import EpochLoader, ImageDataset, seed_everything
+from qaconv.data.samplers import build_sampler
+from qaconv.data.transforms import build_train_transform
+from qaconv.device import amp_dtype, half_on_cuda
+from qaconv.engine.callbacks import Callback, Checkpointer, ConsoleLog, CurvePlot, MetricsLog, Progress, TensorBoardLog
+from qaconv.engine.checkpoint import build_model, load_initial_weights, load_state, read_checkpoint
+from qaconv.engine.distributed import DistContext
+from qaconv.engine.features import extract_feature_maps
+from qaconv.engine.guard import TrainingGuard
+from qaconv.engine.neighbors import qaconv_neighbors_fn
+from qaconv.engine.schedule import AdaptiveSchedule
+from qaconv.engine.train import Trainer
+from qaconv.errors import QAConvError
+from qaconv.losses import build_loss
+from qaconv.matching import QAConv
+from qaconv.rundir import RunDir
+
+
+def build_optimizer(model: nn.Module, matcher: nn.Module, config: TrainConfig) -> torch.optim.SGD:
+    """SGD (nesterov): backbone at backbone_lr_mult x lr, neck at lr, matcher at matcher_lr_mult x lr."""
+    o = config.optimization
+    groups = [{"params": list(model.base.parameters()), "lr": o.lr * o.backbone_lr_mult}]
+    if model.neck_conv is not None:
+        groups.append({"params": list(model.neck_conv.parameters()), "lr": o.lr})
+    groups.append({"params": list(matcher.parameters()), "lr": o.lr * o.matcher_lr_mult})
+    return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=True)
+
+
+def representative_extractor(model: nn.Module, records: list[Any], config: TrainConfig, device: torch.device,
+                             dtype: torch.dtype | None) -> Any:  # fmt: skip
+    """extract_fn for the graph sampler: feature maps of the chosen images with the current weights
+    (eval mode, test transform), float16 on CUDA."""
+    c = config
+
+    def extract(sample_indices: Tensor) -> Tensor:
+        return extract_feature_maps(
+            model,
+            [records[i] for i in sample_indices.tolist()],
+            height=c.model.height,
+            width=c.model.width,
+            batch_size=c.evaluation.batch_size,
+            num_workers=c.run.workers,
+            device=device,
+            autocast_dtype=dtype,
+            out_dtype=half_on_cuda(device),
+        ).to(device)
+
+    return extract
+
+
+def open_training_set(config: TrainConfig) -> list[Any]:
+    dataset = open_dataset(config.data.dataset, config.data.data_dir, config.data.combine_all)
+    records = dataset.train
+    if not records:
+        raise QAConvError(f"data set {config.data.dataset} has no training images")
+    if len({r.pid for r in records}) < 2:
+        raise QAConvError(
+            f"data set {config.data.dataset} has only one training identity: metric learning needs at least two "
+            "(a batch without negatives teaches nothing)"
+        )
+    return records
+
+
+def build_callbacks(config: TrainConfig, run_dir: RunDir, model_config: Any, quiet: bool) -> list[Callback]:
+    """Checkpoints and metrics first (metrics.jsonl follows checkpoint.pt), then reports."""
+    callbacks: list[Callback] = [
+        Checkpointer(run_dir, model_config, dataclasses.asdict(config), lambda path: save_config(config, path)),
+        MetricsLog(run_dir),
+        TensorBoardLog(run_dir),
+        CurvePlot(run_dir, margin=config.optimization.margin if config.optimization.loss == "triplet" else None),
+    ]
+    if not quiet:
+        callbacks += [ConsoleLog(), Progress()]
+    return callbacks
+
+
+def build_trainer(
+    config: TrainConfig,
+    run_dir: str | Path | None = None,
+    ctx: DistContext | None = None,
+    *,
+    resume: bool = False,
+    quiet: bool = False,
+    callbacks: list[Callback] | None = None,
+    neighbors_fn: Any = None,
+    guard: TrainingGuard | None | str = "config",
+) -> Trainer:
+    """A Trainer for `config` that writes `run_dir` (None: nothing is written), continuing its checkpoint
+    when `resume`. For experiments: `callbacks` replaces the run-folder callbacks, `neighbors_fn` the graph
+    sampler's QAConv neighbours (qaconv.engine.neighbors has an embedding alternative) and `guard` the
+    guard that `config` describes (None: no guard)."""
+    ctx = ctx or DistContext()
+    device = ctx.device
+    autocast = amp_dtype(config.optimization.amp, device)
+    seed_everything(config.run.seed)
+    torch.backends.cudnn.benchmark = not config.run.deterministic
+    if config.run.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    records = open_training_set(config)
+    model, matcher = _initial_model(config, resume)
+    model.to(device)
+    matcher.to(device)
+    o = config.optimization
+    criterion = build_loss(o.loss, matcher, margin=o.margin)
+    if neighbors_fn is None:
+        extract = representative_extractor(model, records, config, device, autocast)
+        neighbors_fn = qaconv_neighbors_fn(extract, matcher, device=device)
+    sampler = build_sampler(
+        config.sampler.name,
+        [r.pid for r in records],
+        neighbors_fn,
+        batch_size=config.sampler.batch_size,
+        num_instances=config.sampler.num_instances,
+        seed=config.run.seed,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        warmup_epochs=config.sampler.gs_warmup_epochs,
+    )
+    transform = build_train_transform(
+        config.model.height, config.model.width, min_size=config.data.min_size, max_size=config.data.max_size
+    )
+    loader = EpochLoader(
+        ImageDataset(records, transform), sampler, seed=config.run.seed, num_workers=config.run.workers, device=device
+    )
+    if callbacks is None:
+        writes = ctx.is_main and run_dir is not None
+        callbacks = build_callbacks(config, RunDir(run_dir), config.model.network(), quiet) if writes else []
+    trainer = Trainer(
+        model,
+        criterion,
+        build_optimizer(model, matcher, config),
+        sampler,
+        loader,
+        AdaptiveSchedule(
+            config.schedule.step_factor,
+            config.schedule.max_epochs,
+            reference_epoch=2 + getattr(sampler, "warmup_epochs", 0),
+        ),
+        callbacks=callbacks,
+        guard=TrainingGuard(collapse_patience=o.collapse_patience) if guard == "config" else guard,
+        ctx=ctx,
+        amp_dtype=autocast,
+        clip_value=o.clip_value,
+        accumulate=o.accumulate,
+        freeze_bn=o.freeze_bn,
+        logit_scale_floor=o.logit_scale_floor,
+        lr_warmup_iters=o.lr_warmup_iters,
+        max_iters_per_epoch=config.schedule.max_iters_per_epoch,
+    )
+    if resume:
+        _resume(trainer, RunDir(run_dir).checkpoint, config.schedule.max_epochs)
+    return trainer
+
+
+def _initial_model(config: TrainConfig, resume: bool) -> tuple[nn.Module, QAConv]:
+    """The network with its first weights: none when resuming (the checkpoint follows), a warm start
+    (--init-from), or the pretrained backbone."""
+    m = config.model
+    warm = m.init_from and not resume
+    model, matcher = build_model(m.network(), pretrained=None if resume or warm else m.pretrained)
+    if warm:
+        load_initial_weights(m.init_from, model, matcher, m.network())
+    return model, matcher
+
+
+def _resume(trainer: Trainer, path: Path, max_epochs: int) -> None:
+    payload = read_checkpoint(path)
+    missing = [k for k in ("optimizer", "schedule", "sampler", "rng", "epoch") if k not in payload]
+    if missing:
+        raise QAConvError(f"{path} cannot be resumed: it lacks {', '.join(missing)} (not a training checkpoint)")
+    load_state(trainer.model, payload["model"], f"{path} model")
+    load_state(trainer.matcher, payload["matcher"], f"{path} matcher")
+    trainer.load_state_dict(payload)
+    trainer.schedule.set_max_epochs(max_epochs)

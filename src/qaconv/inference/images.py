@@ -1,0 +1,70 @@
+"""Images as the inference API takes them: paths, PIL images or uint8 arrays, one or a list.
+
+`load` turns one into an RGB PIL image (a bad file raises QAConvError naming it); `ImageInputs`
+is the Dataset that feeds them to `qaconv.engine.features.feature_map_batches`, either stopping
+at the first unreadable image or marking it and going on (gallery indexes with --skip-bad-images).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from qaconv.data.loader import load_image
+from qaconv.data.transforms import to_rgb
+from qaconv.errors import QAConvError
+
+ImageLike = str | os.PathLike | Image.Image | np.ndarray
+Images = ImageLike | Sequence[ImageLike] | Tensor
+
+
+def load(image: ImageLike) -> Image.Image:
+    """One image as an RGB PIL image (paths are decoded; a bad file raises QAConvError naming it)."""
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image)
+    if isinstance(image, Image.Image):
+        return to_rgb(image)
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3):
+            raise QAConvError(f"image arrays must be HxW or HxWxC uint8, got {image.dtype} {list(image.shape)}")
+        return to_rgb(Image.fromarray(image))
+    raise QAConvError(f"expected an image path, PIL image or uint8 array, got {type(image).__name__}")
+
+
+def as_list(images: Images) -> list[ImageLike]:
+    """One image or a sequence of them as a list."""
+    if isinstance(images, (str, os.PathLike, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim < 4):
+        return [images]
+    return list(images)
+
+
+class ImageInputs(Dataset):
+    """Items (transform(image), readable, error message) of images given as paths, PIL images or arrays.
+
+    With `skip_errors`, an image that cannot be read gives a zero image, readable False and the
+    error's message instead of raising, so one bad file does not stop a whole gallery.
+    """
+
+    def __init__(self, items: Sequence[ImageLike], transform: Callable, *, skip_errors: bool = False) -> None:
+        self.items = list(items)
+        self.transform = transform
+        self.skip_errors = skip_errors
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, bool, str]:
+        try:
+            image = self.transform(load(self.items[index]))
+        except QAConvError as exc:
+            if not self.skip_errors:
+                raise
+            blank = torch.zeros_like(self.transform(Image.new("RGB", (8, 16))))  # the transform's output size
+            return blank, False, str(exc)
+        return image, True, ""

@@ -1,0 +1,211 @@
+"""Files on disk: atomic writes, output paths checked before any work, folders swapped into place, image listing.
+
+A file is written to a hidden temporary file beside it, flushed to disk and renamed over the
+target, so a crash or Ctrl-C leaves either the old file or the new one, never half of one. A
+folder (a gallery index, an export) is written under the hidden name `.NAME.partial-PID` and
+swapped into place when complete; partial folders of processes that no longer run (killed
+builds) are removed by the next build of the same folder.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from qaconv.errors import QAConvError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+_PARTIAL, _OLD = "partial", "old"
+
+
+# ----------------------------------------------------------------------------------------- images
+def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[str]:
+    """Sorted paths, relative to `folder`, of its image files (by extension; hidden files and folders skipped).
+
+    Not recursive: the file names of `folder` itself (one scandir, no stat). Recursive: paths with
+    "/" separators, sorted folder by folder.
+    """
+    names = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.name.lower().endswith(IMAGE_EXTENSIONS) and entry.is_file():
+                names.append(entry.name)
+            elif recursive and entry.is_dir():
+                names += [f"{entry.name}/{sub}" for sub in list_images(entry.path, recursive=True)]
+    return sorted(names, key=lambda name: name.split("/"))
+
+
+# ----------------------------------------------------------------------------------------- files
+def _free_space(folder: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(folder).free / 2**20:.0f} MiB free there"
+    except OSError:
+        return "free space unknown"
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Call write(file) on a temporary file beside `path`, flush it to disk, then rename it over `path`.
+
+    A crash or Ctrl-C leaves the previous file intact. A failed write raises QAConvError naming the
+    file, the reason and the free disk space (torch's message for a full disk does not say "disk").
+    """
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, (OSError, RuntimeError, ValueError)) and not isinstance(exc, QAConvError):
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+            raise QAConvError(f"cannot write {path}: {reason} ({_free_space(path.parent)})") from exc
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` atomically."""
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` atomically."""
+    return atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write `data` as indented JSON (plus a final newline) to `path` atomically."""
+    return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """torch.save `obj` to `path` atomically."""
+    import torch
+
+    return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+# ----------------------------------------------------------------------------------------- output paths
+def _create_folder(folder: Path, option: str, path: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if isinstance(exc, (FileExistsError, NotADirectoryError)) or exc.errno in (errno.EEXIST, errno.ENOTDIR):
+            reason = "a file is in the way of a folder on that path"
+        else:
+            reason = exc.strerror or str(exc)
+        raise QAConvError(f"{option} {path}: cannot create the folder {folder} ({reason})") from None
+
+
+def make_parent(path: str | os.PathLike, option: str) -> Path:
+    """Create the folder that will hold output file `path` now, before any work (QAConvError naming `option`)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise QAConvError(f"{option} {path} is a folder; give a file name")
+    _create_folder(path.parent, option, path)
+    return path
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
+
+def check_output_folder(
+    out: str | os.PathLike, option: str, kind: str, marker: str, own: Collection[str], overwrite: bool
+) -> Path:
+    """Refuse an output folder that may not be replaced, before any work; create its parent. Returns a Path.
+
+    Fine: a missing or empty folder, or, with `overwrite`, a folder holding an earlier `kind` (it has
+    the file `marker`) and only the files a `kind` consists of (`own`), so that replacing it loses
+    nothing else.
+    """
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise QAConvError(f"{option} {out} exists and is not a folder")
+    if not out.exists():
+        _create_folder(out.parent, option, out)
+        return out
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return out
+    if marker not in entries:
+        raise QAConvError(f"{option} {out} is a non-empty folder that is not a qaconv {kind}; choose another {option}")
+    if not overwrite:
+        raise QAConvError(f"{option} {out} already holds {_a(kind)}; pass --overwrite to replace it")
+    others = [name for name in entries if name not in own]
+    if others:
+        raise QAConvError(
+            f"{option} {out} holds files that are not part of {_a(kind)} ({', '.join(others[:5])}); "
+            "move them away or choose another folder"
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------------------- folders
+def _hidden(out: Path, kind: str, pid: int) -> Path:
+    return out.with_name(f".{out.name}.{kind}-{pid}")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_partials(out: str | os.PathLike) -> list[Path]:
+    """Remove the hidden partial (and set-aside) folders of `out` left by processes that no longer run."""
+    out = Path(out)
+    removed = []
+    if not out.parent.is_dir():
+        return removed
+    for kind in (_PARTIAL, _OLD):
+        prefix = f".{out.name}.{kind}-"
+        for path in out.parent.glob(f"{prefix}*"):
+            pid = path.name[len(prefix) :]
+            if pid.isdigit() and (int(pid) == os.getpid() or not _running(int(pid))):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
+
+
+@contextmanager
+def folder_swap(out: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh hidden folder beside `out` to write into; it replaces `out` when the block ends normally.
+
+    On an exception (or Ctrl-C) the hidden folder is removed and `out` is left as it was. Stale partial
+    folders of killed processes are removed first.
+    """
+    out = Path(os.path.abspath(out))  # "." or "x/" have no name to derive the hidden names from
+    remove_stale_partials(out)
+    tmp = _hidden(out, _PARTIAL, os.getpid())
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if out.exists():
+            old = _hidden(out, _OLD, os.getpid())
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

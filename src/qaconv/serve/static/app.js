@@ -1,0 +1,244 @@
+// The page of `qaconv serve`: choose a query, search the gallery index, show the correspondences of a hit.
+// It uses only the server's JSON API (docs/serve.md) and loads nothing from anywhere else.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const PICKER_PAGE = 24;
+const state = { health: null, blob: null, name: "", queryId: null, pickerOffset: 0, busy: false };
+
+function imageUrl(path) {
+  return "/api/image?path=" + encodeURIComponent(path);
+}
+
+function baseName(path) {
+  return path.split(/[\\/]/).pop();
+}
+
+function identityText(item) {
+  const parts = [];
+  if (item.pid !== null && item.pid !== undefined) parts.push("id " + item.pid);
+  if (item.camid !== null && item.camid !== undefined) parts.push("cam " + item.camid);
+  return parts.join(" · ");
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+// The JSON of a response, or an Error carrying the server's {"error": ...} message.
+async function readJson(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch (err) {
+    body = null;
+  }
+  if (!response.ok) {
+    throw new Error((body && body.error) || `the server answered ${response.status} ${response.statusText}`);
+  }
+  return body;
+}
+
+async function loadHealth() {
+  try {
+    const health = await readJson(await fetch("/api/health"));
+    state.health = health;
+    const model = health.model.checkpoint ? baseName(health.model.checkpoint.replace(/[\\/]checkpoint\.pt$/, "")) : "model";
+    $("summary").textContent =
+      `${health.index.images.toLocaleString()} gallery images · ${model} · ${health.model.device}`;
+    $("summary").title = `index ${health.index.path}\ncheckpoint ${health.model.checkpoint}`;
+    $("topk").max = health.max_topk;
+    $("shortlist-option").hidden = !health.index.shortlist;
+    $("shortlist").value = Math.min(100, health.index.images);
+    if (!health.fingerprint_match) {
+      showError("This index was built with another checkpoint: searches will be refused. Serve it with its own checkpoint.");
+    }
+  } catch (err) {
+    $("summary").textContent = "the server does not answer";
+    showError(err.message);
+  }
+}
+
+function setQuery(blob, name) {
+  state.blob = blob;
+  state.name = name;
+  const img = $("query-img");
+  if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+  img.src = URL.createObjectURL(blob);
+  img.hidden = false;
+  $("drop").classList.add("has-image");
+  $("query-name").textContent = name;
+  $("search").disabled = false;
+  search();
+}
+
+function progress(text) {
+  $("progress").hidden = !text;
+  $("progress-text").textContent = text || "";
+}
+
+async function search() {
+  if (!state.blob || state.busy) return;
+  showError("");
+  const limit = state.health ? state.health.max_upload_bytes : Infinity;
+  if (state.blob.size > limit) {
+    showError(`${state.name} is larger than the server's upload limit of ${(limit / 2 ** 20).toFixed(1)} MiB`);
+    return;
+  }
+  const form = new FormData();
+  form.append("image", state.blob, state.name);
+  form.append("topk", $("topk").value);
+  if ($("use-shortlist").checked && !$("shortlist-option").hidden) form.append("shortlist", $("shortlist").value);
+  state.busy = true;
+  $("search").disabled = true;
+  const images = state.health ? state.health.index.images.toLocaleString() + " " : "";
+  const start = performance.now();
+  const tick = () => progress(`searching ${images}gallery images… ${((performance.now() - start) / 1000).toFixed(1)} s`);
+  tick();
+  const timer = setInterval(tick, 100);
+  try {
+    const result = await readJson(await fetch("/api/search", { method: "POST", body: form }));
+    showHits(result, (performance.now() - start) / 1000);
+  } catch (err) {
+    showError(err.message);
+  } finally {
+    clearInterval(timer);
+    progress("");
+    state.busy = false;
+    $("search").disabled = false;
+  }
+}
+
+function showHits(result, seconds) {
+  state.queryId = result.query;
+  const who = identityText(result);
+  $("query-name").textContent = who ? `${state.name} · ${who}` : state.name;
+  const list = $("hits");
+  list.replaceChildren();
+  result.hits.forEach((hit, i) => {
+    const item = document.createElement("li");
+    item.className = "hit";
+    if (result.pid !== null && hit.pid === result.pid) item.classList.add("same-id");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.title = hit.path;
+    const img = document.createElement("img");
+    img.src = imageUrl(hit.path);
+    img.alt = baseName(hit.path);
+    img.loading = "lazy";
+    const rank = document.createElement("span");
+    rank.className = "rank";
+    rank.textContent = "#" + (i + 1);
+    const score = document.createElement("span");
+    score.className = "score";
+    score.textContent = hit.score.toFixed(2);
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    meta.textContent = identityText(hit) || baseName(hit.path);
+    button.append(img, rank, score, meta);
+    button.addEventListener("click", () => openMatch(hit, i + 1));
+    item.append(button);
+    list.append(item);
+  });
+  const same = result.pid !== null ? " · green: the query's identity (by file name)" : "";
+  $("result-info").textContent =
+    `${result.hits.length} best of ${state.health ? state.health.index.images.toLocaleString() : "?"} · ` +
+    `${result.search} · ${seconds.toFixed(2)} s${same} · click a hit to see why it matches`;
+}
+
+async function openMatch(hit, rank) {
+  const dialog = $("match");
+  const img = $("match-img");
+  $("match-title").textContent = [`#${rank}`, `score ${hit.score.toFixed(3)}`, identityText(hit), baseName(hit.path)]
+    .filter(Boolean)
+    .join(" · ");
+  $("match-error").hidden = true;
+  $("match-progress").hidden = false;
+  img.hidden = true;
+  if (!dialog.open) dialog.showModal();
+  const url = `/api/match?query=${encodeURIComponent(state.queryId)}&gallery=${encodeURIComponent(hit.path)}`;
+  try {
+    const response = await fetch(url);
+    if (!response.ok) await readJson(response);
+    const blob = await response.blob();
+    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+    img.src = URL.createObjectURL(blob);
+    await img.decode();
+    img.hidden = false;
+  } catch (err) {
+    $("match-error").textContent = err.message;
+    $("match-error").hidden = false;
+  } finally {
+    $("match-progress").hidden = true;
+  }
+}
+
+async function loadPicker(offset) {
+  try {
+    const page = await readJson(await fetch(`/api/gallery?offset=${offset}&limit=${PICKER_PAGE}`));
+    state.pickerOffset = page.offset;
+    const grid = $("picker-grid");
+    grid.replaceChildren();
+    for (const item of page.items) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "pick";
+      button.title = `${baseName(item.path)} ${identityText(item)}`;
+      const img = document.createElement("img");
+      img.src = imageUrl(item.path);
+      img.alt = baseName(item.path);
+      img.loading = "lazy";
+      button.append(img);
+      button.addEventListener("click", () => pickGallery(item));
+      grid.append(button);
+    }
+    const last = Math.min(page.offset + PICKER_PAGE, page.total);
+    $("picker-page").textContent = `${page.offset + 1}–${last} of ${page.total.toLocaleString()}`;
+    $("picker-prev").disabled = page.offset === 0;
+    $("picker-next").disabled = last >= page.total;
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+async function pickGallery(item) {
+  try {
+    const response = await fetch(imageUrl(item.path));
+    if (!response.ok) await readJson(response);
+    setQuery(await response.blob(), baseName(item.path));
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+function setUp() {
+  const drop = $("drop");
+  $("file").addEventListener("change", (event) => {
+    const file = event.target.files[0];
+    if (file) setQuery(file, file.name);
+  });
+  drop.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    drop.classList.add("dragging");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("dragging"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("dragging");
+    const file = event.dataTransfer.files[0];
+    if (file) setQuery(file, file.name);
+  });
+  drop.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") $("file").click();
+  });
+  $("search").addEventListener("click", search);
+  $("topk").addEventListener("keydown", (event) => event.key === "Enter" && search());
+  $("picker").addEventListener("toggle", () => $("picker").open && loadPicker(state.pickerOffset));
+  $("picker-prev").addEventListener("click", () => loadPicker(Math.max(0, state.pickerOffset - PICKER_PAGE)));
+  $("picker-next").addEventListener("click", () => loadPicker(state.pickerOffset + PICKER_PAGE));
+  loadHealth();
+}
+
+setUp();

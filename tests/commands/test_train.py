@@ -1,0 +1,114 @@
+"""`qaconv train` as a user meets it: checks before work, the run-folder lock, interruptions and resume."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from qaconv.cli import main
+from qaconv.data.synthetic import generate
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_cli")
+    generate(root / "A", num_ids=16, num_cams=3, seed=0, style="A", images_per_id=6, height=64, width=32, workers=1)
+    generate(root / "B", num_ids=12, num_cams=3, seed=1, style="B", images_per_id=6, height=64, width=32, workers=1)
+    return root
+
+
+def train_args(data, out, *extra):
+    args = ["train", "--out", str(out), "--dataset", str(data / "A"), "--testsets", str(data / "B")]
+    args += ["--arch", "resnet18", "--final-layer", "layer2", "--neck", "8", "--height", "32", "--width", "16"]
+    args += ["--pretrained", "none", "--batch-size", "8", "--max-epochs", "2", "--max-iters-per-epoch", "2"]
+    return [*args, "--workers", "0", "--device", "cpu", *extra]
+
+
+def one_line_error(capsys, code, text):
+    assert code == 2
+    err = capsys.readouterr().err
+    assert text in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("extra", "text"),
+    [
+        (["--testsets", "cuhk03_np_detected"], "--testset cuhk03_np_detected"),
+        (["--testsets", "no/such/folder"], "--testset no/such/folder"),
+        (["--eval-dtype", "float16"], "--eval-dtype float16 needs a CUDA device"),
+        (["--eval-dtype", "bogus"], "--eval-dtype must be one of auto, float32, bfloat16, float16"),
+    ],
+)
+def test_what_would_fail_after_training_fails_before_it(data, tmp_path, capsys, extra, text):
+    one_line_error(capsys, main(train_args(data, tmp_path / "run", *extra)), text)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_an_out_that_is_a_file_is_refused(data, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    one_line_error(capsys, main(train_args(data, tmp_path / "file")), "exists and is not a folder")
+    one_line_error(capsys, main(train_args(data, tmp_path / "file" / "sub")), "is not a folder")
+
+
+def test_a_second_training_into_a_locked_folder_refuses_and_a_dead_holder_is_taken_over(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from qaconv.lock import FolderLock; "
+         "FolderLock(sys.argv[1], 'qaconv train').acquire(); print('locked', flush=True); time.sleep(60)", str(out)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        start = time.perf_counter()
+        code = main(train_args(data, out))
+        assert time.perf_counter() - start < 10  # refused at once, no training
+        one_line_error(capsys, code, f"{out} is in use by another qaconv process (pid {holder.pid}, qaconv train")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(train_args(data, out)) == 0  # the killed holder's lock is taken over
+    assert json.loads((out / "results.json").read_text())["B"]
+
+
+def test_resume_always_works_after_an_interruption_and_leaves_no_temporary_files(data, tmp_path, capsys, monkeypatch):
+    from qaconv.engine.train import Trainer
+
+    out = tmp_path / "run"
+    real = Trainer.train_epoch
+
+    def interrupted(self, epoch, max_batches=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)  # Ctrl-C in epoch 1: no checkpoint yet
+    assert main(train_args(data, out)) == 130
+    assert f"no epoch had finished); continue with: qaconv train --resume {out}" in capsys.readouterr().out
+    monkeypatch.setattr(Trainer, "train_epoch", real)
+    (out / ".checkpoint.pt.abc123.tmp").write_bytes(b"partial")  # a write cut short by a kill
+    assert main(["train", "--resume", str(out)]) == 0
+    assert "starting the run again from its options" in capsys.readouterr().out
+    assert not list(out.glob(".*.tmp"))
+    epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
+
+
+def test_resuming_a_finished_run_says_so_and_only_evaluates_what_is_missing(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(data, out)) == 0
+    (out / "results.json").unlink()  # as if killed during the final evaluation
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "training had finished (epoch 2); give --max-epochs M to train further" in printed
+    assert "B" in json.loads((out / "results.json").read_text())
+    assert main(["train", "--resume", str(out)]) == 0
+    assert "results:" not in capsys.readouterr().out  # nothing left to evaluate
+
+
+def test_resume_without_config_yaml_reads_the_options_from_the_checkpoint(data, tmp_path):
+    out = tmp_path / "run"
+    assert main(train_args(data, out, "--max-epochs", "1", "--testsets", "")) == 0
+    (out / "config.yaml").unlink()
+    assert main(["train", "--resume", str(out), "--max-epochs", "2"]) == 0
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]

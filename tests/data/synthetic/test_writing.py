@@ -1,0 +1,113 @@
+"""Writing a set: the Market loader reads it back, the bytes do not depend on the workers, speed, and the
+output folder's checks (an earlier set needs overwrite; a file in the way or an unwritable folder is a
+one-line error before anything is drawn, and nothing there is lost)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from qaconv.data.datasets import create_dataset
+from qaconv.data.synthetic import SynthConfig, check_out_dir, generate
+from qaconv.errors import QAConvError
+from tests.data.synthetic.conftest import SMALL, read_bytes
+
+
+def test_round_trip_through_the_market_loader(small_set):
+    root, meta, _ = small_set
+    counts = meta["counts"]
+    ds = create_dataset("market1501", str(root))
+    assert len(ds.train) == counts["bounding_box_train"]["images"]
+    assert len(ds.query) == counts["query"]["images"]
+    assert len(ds.gallery) == counts["bounding_box_test"]["images"] - counts["bounding_box_test"]["junk"]
+    assert sorted({r.pid for r in ds.train}) == list(range(SMALL["num_ids"] // 2))  # relabelled
+    assert {r.pid for r in ds.query} == {r.pid for r in ds.gallery} - {0}
+    assert sum(r.pid == 0 for r in ds.gallery) == counts["bounding_box_test"]["distractors"]
+    cams = {r.camid for split in (ds.train, ds.query, ds.gallery) for r in split}
+    assert cams == set(range(SMALL["num_cams"]))
+    assert all(r.time >= 0 for r in ds.gallery) and ds.has_time
+
+
+def test_same_seed_same_bytes_whatever_the_workers(tmp_path):
+    small = {**SMALL, "num_ids": 40}  # >= 200 images, so workers=2 really uses a process pool
+    generate(tmp_path / "a", seed=11, style="B", workers=1, **small)
+    generate(tmp_path / "b", seed=11, style="B", workers=2, **small)
+    generate(tmp_path / "c", seed=12, style="B", workers=1, **small)
+    a, b, c = (read_bytes(tmp_path / d) for d in "abc")
+    assert sum(k.endswith(".jpg") for k in a) >= 200
+    assert a == b
+    assert a.keys() != c.keys() or a != c
+    common = set(a) & set(c) - {"meta.json"}
+    assert all(a[k] != c[k] for k in common)
+
+
+def test_a_config_writes_what_the_same_options_write(tmp_path):
+    options = {**SMALL, "seed": 3, "style": "b", "junk_fraction": 0.3}
+    meta = generate(tmp_path / "options", workers=1, **options)
+    assert generate(tmp_path / "config", config=SynthConfig(**options), workers=0) == meta
+    assert read_bytes(tmp_path / "options") == read_bytes(tmp_path / "config")
+    with pytest.raises(QAConvError, match="not both"):
+        generate(tmp_path / "both", num_ids=20, config=SynthConfig(**options))
+    with pytest.raises(QAConvError, match="config must be a SynthConfig"):
+        generate(tmp_path / "dict", config=options)
+    assert not (tmp_path / "both").exists() and not (tmp_path / "dict").exists()
+
+
+def test_small_generation_is_fast(small_set):
+    _, meta, seconds = small_set
+    images = sum(c["images"] for c in meta["counts"].values())
+    assert images > 50
+    assert seconds < 15, f"{images} images took {seconds:.1f} s"
+
+
+@pytest.mark.slow
+def test_thousand_identities_under_a_minute(tmp_path):
+    start = time.perf_counter()
+    meta = generate(tmp_path / "big", num_ids=1000, num_cams=6, seed=0, style="A", images_per_id=10)
+    seconds = time.perf_counter() - start
+    assert sum(c["images"] for c in meta["counts"].values()) > 9000
+    assert seconds < 60, f"took {seconds:.1f} s"
+
+
+def test_existing_data_set_needs_overwrite(tmp_path):
+    root = tmp_path / "set"
+    generate(root, seed=1, workers=1, **SMALL)
+    (root / "notes.txt").write_text("mine")
+    before = read_bytes(root)
+    with pytest.raises(QAConvError, match="overwrite") as caught:
+        generate(root, seed=2, workers=1, **SMALL)
+    assert "overwrite=True" in str(caught.value) and "--overwrite" not in str(caught.value)  # API wording
+    assert read_bytes(root) == before
+    meta = generate(root, seed=2, workers=1, overwrite=True, **SMALL)
+    assert meta["seed"] == 2 and (root / "notes.txt").read_text() == "mine"
+    assert sum(1 for _ in root.rglob("*.jpg")) == sum(c["images"] for c in meta["counts"].values())
+
+
+def _unwritable(tmp_path: Path) -> list[tuple[Path, str]]:
+    """Output folders that cannot hold a data set, each with a part of its message."""
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("mine")
+    cases = [(a_file, "exists and is not a folder"), (a_file / "sub", "is a file, not a folder")]
+    if sys.platform.startswith("linux"):
+        cases.append((Path("/proc/qaconv-synth"), "cannot be written"))
+    return cases
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused(tmp_path):
+    for out, message in _unwritable(tmp_path):
+        with pytest.raises(QAConvError, match=message) as caught:
+            generate(out, seed=1, workers=1, **SMALL)
+        assert str(caught.value).startswith(f"out_dir {out} ")
+        with pytest.raises(QAConvError, match=message) as caught:
+            check_out_dir(out, False, name="--out", overwrite_hint="add --overwrite")
+        assert str(caught.value).startswith(f"--out {out} ")
+    assert (tmp_path / "file.txt").read_text() == "mine"
+
+
+def test_negative_workers_are_refused(tmp_path):
+    with pytest.raises(QAConvError, match="workers must be >= 0"):
+        generate(tmp_path / "x", workers=-3, **SMALL)
+    assert not (tmp_path / "x").exists()

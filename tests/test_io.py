@@ -1,0 +1,129 @@
+"""qaconv.io: atomic writes, output paths checked before work, folder swaps, stale partial folders, image listing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from qaconv.errors import QAConvError
+from qaconv.io import (
+    atomic_torch_save,
+    atomic_write,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_folder,
+    folder_swap,
+    list_images,
+    make_parent,
+    remove_stale_partials,
+)
+
+
+def dead_pid() -> int:
+    """The PID of a process that has exited."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_atomic_writes_replace_the_file_and_keep_it_on_failure(tmp_path):
+    path = tmp_path / "sub" / "r.json"
+    atomic_write_json(path, {"a": 1})
+    assert path.read_text() == '{\n  "a": 1\n}\n'  # parents created, indented, final newline
+    atomic_write_text(path, "new")
+    assert path.read_text() == "new"
+
+    def fail(f):
+        f.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(QAConvError, match=r"cannot write .*r.json: No space left on device \(\d+ MiB free there\)"):
+        atomic_write(path, fail)
+    assert path.read_text() == "new"
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, lambda f: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert path.read_text() == "new" and sorted(p.name for p in path.parent.iterdir()) == ["r.json"]
+
+
+def test_atomic_torch_save_loads_back(tmp_path):
+    import torch
+
+    atomic_torch_save({"x": torch.arange(3)}, tmp_path / "c.pt")
+    assert torch.load(tmp_path / "c.pt")["x"].tolist() == [0, 1, 2]
+
+
+def test_list_images_by_extension_sorted_without_hidden_files(tmp_path):
+    for name in ("b.JPG", "a.png", "c.gif", "d.ppm", "notes.txt", ".hidden.jpg", "sub/x.jpg", "sub/a/y.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "z.jpg").write_bytes(b"")
+    (tmp_path / "folder.jpg").mkdir()  # a folder with an image name is not an image
+    assert list_images(tmp_path) == ["a.png", "b.JPG", "c.gif", "d.ppm"]
+    assert list_images(tmp_path, recursive=True) == ["a.png", "b.JPG", "c.gif", "d.ppm", "sub/a/y.png", "sub/x.jpg"]
+
+
+def test_make_parent_creates_folders_before_any_work(tmp_path):
+    assert make_parent(tmp_path / "new" / "deep" / "m.png", "--out") == tmp_path / "new" / "deep" / "m.png"
+    assert (tmp_path / "new" / "deep").is_dir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(QAConvError, match="--json .*file/m.json: cannot create the folder .*a file is in the way"):
+        make_parent(tmp_path / "file" / "m.json", "--json")
+    with pytest.raises(QAConvError, match="--out .* is a folder; give a file name"):
+        make_parent(tmp_path / "new", "--out")
+
+
+def test_check_output_folder_refuses_what_it_may_not_replace(tmp_path):
+    def check(out, overwrite=False):
+        return check_output_folder(out, "--out", "export", "export.json", ["export.json", "m.pt"], overwrite)
+
+    assert check(tmp_path / "a" / "b") == tmp_path / "a" / "b" and (tmp_path / "a").is_dir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(QAConvError, match="exists and is not a folder"):
+        check(tmp_path / "file")
+    with pytest.raises(QAConvError, match="cannot create the folder"):
+        check(tmp_path / "file" / "sub")
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "export.json").write_text("{}")
+    with pytest.raises(QAConvError, match="already holds an export; pass --overwrite"):
+        check(done)
+    assert check(done, overwrite=True) == done
+    (done / "notes.md").write_text("mine")
+    with pytest.raises(QAConvError, match=r"holds files that are not part of an export \(notes.md\)"):
+        check(done, overwrite=True)
+    with pytest.raises(QAConvError, match="non-empty folder that is not a qaconv export"):
+        check(tmp_path)
+
+
+def test_folder_swap_replaces_on_success_and_keeps_the_old_folder_on_error(tmp_path):
+    out = tmp_path / "idx"
+    with folder_swap(out) as folder:
+        (folder / "v").write_text("1")
+    assert (out / "v").read_text() == "1"
+    with pytest.raises(RuntimeError), folder_swap(out) as folder:
+        (folder / "v").write_text("2")
+        raise RuntimeError("boom")
+    assert (out / "v").read_text() == "1"
+    with folder_swap(out) as folder:
+        (folder / "v").write_text("3")
+    assert (out / "v").read_text() == "3" and sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
+
+
+def test_stale_partial_folders_of_dead_processes_are_removed(tmp_path):
+    out = tmp_path / "idx"
+    dead = tmp_path / f".idx.partial-{dead_pid()}"
+    alive = tmp_path / f".idx.partial-{os.getppid()}"  # the process that started the tests still runs
+    other = tmp_path / ".other.partial-1"
+    for folder in (dead, alive, other):
+        folder.mkdir()
+    assert remove_stale_partials(out) == [dead]
+    assert not dead.exists() and alive.exists() and other.exists()
+    dead.mkdir()
+    with folder_swap(out) as folder:  # a build removes them first
+        (folder / "manifest.json").write_text(json.dumps({}))
+    assert not dead.exists() and alive.exists()
