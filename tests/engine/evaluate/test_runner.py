@@ -15,6 +15,7 @@ from qaconv.data import create_dataset
 from qaconv.data.synthetic import generate
 from qaconv.engine.checkpoint import build_model, model_payload, save_checkpoint
 from qaconv.engine.features import extract_feature_maps
+from qaconv.lock import FolderLock
 from qaconv.matching import QAConv
 from qaconv.metrics import evaluate_rank
 
@@ -221,27 +222,43 @@ def test_test_sets_with_one_folder_name_keep_separate_results(setup, tmp_path, c
     assert (out / "syn-sb_score.npz").is_file() and (out / "other-sb_score.npz").is_file()
 
 
-def test_results_written_meanwhile_by_another_run_are_kept(setup, tmp_path, monkeypatch):
-    # the concurrent-evaluations case of the audit: each entry is merged into the file as it is then
-    from qaconv.engine.evaluate import runner
+def test_a_second_evaluation_into_a_locked_folder_is_refused_before_any_work(setup, tmp_path, capsys, monkeypatch):
+    # audit concur1-3: two evaluations into one --out used to lose an entry; the second is now refused
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("nothing should be extracted")
 
+    monkeypatch.setattr("qaconv.engine.evaluate.cache.extract_feature_maps", no_extraction)
     out = tmp_path / "out"
-    real = runner.evaluate_dataset
+    out.mkdir()
+    before = json.dumps({"earlier": {"raw": {"mAP": 0.5}}})
+    (out / "results.json").write_text(before)
+    (out / ".results.json.x1.tmp").write_text("{half")  # a killed evaluation's partial write
+    with FolderLock(out, "qaconv evaluate"):
+        assert evaluate(setup, "--testset", "market1501", "--out", str(out)) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and f"{out} is in use by another qaconv process (pid " in err
+        assert "qaconv evaluate" in err
+    assert (out / "results.json").read_text() == before
+    assert (out / ".results.json.x1.tmp").exists()  # only the lock holder cleans up
 
-    def and_another_run_finishes(*args, **kwargs):
-        out.mkdir(exist_ok=True)
-        (out / "results.json").write_text(json.dumps({"other_run": {"raw": {"mAP": 0.5}}}))
-        return real(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "evaluate_dataset", and_another_run_finishes)
-    assert evaluate(setup, "--testset", "market1501", "--out", str(out)) == 0
-    assert set(json.loads((out / "results.json").read_text())) == {"other_run", "market1501"}
+def test_an_out_that_is_a_file_is_refused(setup, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert evaluate(setup, "--testset", "market1501", "--out", str(tmp_path / "file")) == 2
+    assert "--out " in (err := capsys.readouterr().err) and "exists and is not a folder" in err
+    assert (tmp_path / "file").read_text() == "x"
 
 
 @pytest.mark.parametrize(
-    "flags, message", [(["--K", "1000", "--tlift"], "--K must be at most 100"), (["--alpha", "-1"], "--alpha must be")]
+    "flags, message",
+    [
+        (["--K", "1000", "--tlift"], "--K must be at most 100"),
+        (["--alpha", "-1"], "--alpha must be"),
+        (["--lambda-value", "2", "--rerank"], "--lambda-value must be in [0, 1]"),
+        (["--k2", "0", "--rerank"], "--k2 must be a positive integer"),
+    ],
 )
-def test_tlift_parameters_out_of_range_are_refused(setup, tmp_path, capsys, flags, message):
+def test_parameters_out_of_range_are_refused(setup, tmp_path, capsys, flags, message):
     # audit eo10 / eo13
     assert evaluate(setup, "--testset", "market1501", "--out", str(tmp_path), *flags) == 2
     assert message in capsys.readouterr().err and not (tmp_path / "results.json").exists()

@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
 import torch
 
+from qaconv.device import half_on_cuda
 from qaconv.errors import QAConvError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 RERANK_DISTS = ("neg_score", "sigmoid")
 MAX_TLIFT_K = 100  # TLift's pivots are the top-K retrievals; Market has ~2,600 gallery images per camera
+DEFAULT_WORKERS = 4
+
+
+def default_workers() -> int:
+    """4 data-loading processes, but never more than the CPUs this process may use (torch warns beyond)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return min(DEFAULT_WORKERS, cpus)
 
 
 @dataclass
 class EvalOptions:
-    """How to evaluate; the fields of `qaconv evaluate`'s flags (underscores become dashes; k1, k2 and
-    lambda_value, the re-ranking parameters, are Python-only).
+    """How to evaluate; every field is a flag of `qaconv evaluate` (underscores become dashes: --k1,
+    --lambda-value, ...), checked by `validate` with a one-line error naming the flag.
 
     dtype: 'auto' (float16 on CUDA as the published code, float32 elsewhere), 'float32', 'bfloat16' or
     'float16' (CUDA only); used for the forward (autocast), the stored maps and the scoring.
@@ -25,13 +37,16 @@ class EvalOptions:
     retrievals that define the pivots (1..100) and fusion regulariser (>= 0).
     rerank_dist: the distance fed to re-ranking, 'neg_score' (-score, the published code since 2023) or
     'sigmoid' (1 - sigmoid(score / 10), the paper-era code; always positive).
+    workers: data-loading processes (default: 4, at most the CPU count).
+    k1, k2, lambda_value: k-reciprocal re-ranking's neighbours, query-expansion neighbours and the weight
+    of the original distance (published: 20, 6, 0.3).
     report: gallery items per ranked list in the report (0: no report).
     cache_dir: keep extracted maps there, keyed by the model's weights, each image's path, size and
     modification time, the input size and the dtype.
     """
 
     batch_size: int = 64
-    workers: int = 4
+    workers: int = field(default_factory=default_workers)
     prob_block: int = 256
     gal_block: int = 4096
     dtype: str = "auto"
@@ -89,7 +104,7 @@ def _finite(value: float) -> bool:
 def resolve_eval_dtype(name: str, device: torch.device) -> torch.dtype:
     """torch dtype for --dtype on `device` ('auto': float16 on CUDA, float32 elsewhere)."""
     if name == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
+        return half_on_cuda(device)
     dtype = DTYPES[name]
     if dtype == torch.float16 and device.type != "cuda":
         raise QAConvError(f"--dtype float16 needs a CUDA device (this is {device.type}); use float32 or bfloat16")

@@ -1,17 +1,17 @@
 """What an evaluation leaves behind: results.json entries (merged, written atomically), the score files
-(.npz / .mat with the published field names) and the console table."""
+(.npz / .mat with the published field names, written atomically) and the console table."""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from qaconv.errors import QAConvError
+from qaconv.io import atomic_write, atomic_write_json
 
 from .result import STAGES, EvalResult
 
@@ -34,26 +34,14 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def merge_result(path: str | os.PathLike, label: str, entry: dict[str, Any]) -> None:
-    """Put one test set's entry into results.json: re-read the file (another run may have added entries
-    since), replace this label's entry, and atomically replace the file. Callers that run concurrently
-    must hold a lock on the folder around this call."""
+    """Put one test set's entry into results.json: re-read the file (an earlier run's entries stay),
+    replace this label's entry, and atomically replace the file (`qaconv.io.atomic_write_json`).
+    `run_evaluation` calls it while holding the output folder's `FolderLock`, so no other qaconv
+    process writes the file in between."""
     path = Path(path)
     results = read_results(path)
     results[label] = entry
-    _write_json(path, results)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_json(path, results)
 
 
 def write_score_files(
@@ -81,18 +69,22 @@ def write_score_files(
         fields[f"{prefix}_time"] = np.array([r.time for r in records], dtype=np.float64)
     lists = {f"{p}_list": [r.path for r in recs] for p, recs in (("prob", query), ("gal", gallery))}
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    npz = out_dir / f"{stem}_score.npz"
-    np.savez(npz, **fields, **{k: np.array(v) for k, v in lists.items()})
+    npz = atomic_write(out_dir / f"{stem}_score.npz", lambda f: np.savez(f, **fields, **_arrays(lists)))
     written = [npz]
     if max(np.asarray(v).nbytes for v in fields.values()) > MAT_MAX_BYTES:
         print(f"{stem}: score matrix over 2 GiB; wrote {npz.name} only (MATLAB v5 .mat files cannot hold it)")
         return written
-    mat = out_dir / f"{stem}_score.mat"
     cells = {k: np.array(v, dtype=object) for k, v in lists.items()}
-    scipy.io.savemat(mat, {**fields, **cells}, oned_as="column", do_compression=True)
+    mat = atomic_write(
+        out_dir / f"{stem}_score.mat",
+        lambda f: scipy.io.savemat(f, {**fields, **cells}, oned_as="column", do_compression=True),
+    )
     written.append(mat)
     return written
+
+
+def _arrays(lists: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    return {k: np.array(v) for k, v in lists.items()}
 
 
 def format_table(label: str, entry: dict[str, Any]) -> str:

@@ -2,12 +2,13 @@
 
 For each test set: feature maps once per split (from the cache when asked), `evaluate_dataset`, the
 optional score files and ranked-list report, the console table, and its entry merged into
-OUT/results.json. Everything that can be checked (results.json, test sets, the cache folder) is checked
-before the first feature map is extracted.
+OUT/results.json. Everything that can be checked (the output folder and its lock, results.json, the test
+sets, the cache folder) is checked before the first feature map is extracted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -21,6 +22,7 @@ from qaconv.config import ModelConfig
 from qaconv.data.datasets import ReIDDataset
 from qaconv.engine.checkpoint import state_fingerprint
 from qaconv.errors import QAConvError
+from qaconv.lock import FolderLock
 from qaconv.matching import QAConv
 
 from .cache import FeatureCache, split_maps
@@ -44,40 +46,74 @@ def run_evaluation(
     device: torch.device | str | None = None,
     *,
     source: str | None = None,
+    locked: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Evaluate on each test set, print its table, and merge its entry into out_dir/results.json.
 
     Test sets are registered names (looked up under data_dir) or Market-style folders; all are loaded
-    before any feature is extracted, so a typo fails at once. Each entry is merged into results.json
-    (re-read, updated, atomically replaced) as soon as its test set is done; other entries are kept.
-    `source` (e.g. the checkpoint path) is recorded. Returns {label: entry} as written.
+    before any feature is extracted, so a typo fails at once. The output folder is locked
+    (`qaconv.lock.FolderLock`) for the whole evaluation: a second qaconv process writing there is refused
+    at once with a message naming the holder; `locked=True` says the caller holds that lock already (the
+    end of `qaconv train`). Each entry is merged into results.json (re-read, updated, atomically replaced)
+    as soon as its test set is done; other entries are kept. `source` (e.g. the checkpoint path) is
+    recorded. Returns {label: entry} as written.
     """
     options = options or EvalOptions()
     device = torch.device(device) if device is not None else next(model.parameters()).device
     out_dir = Path(out_dir)
-    results_path = out_dir / RESULTS_FILE
-    read_results(results_path)  # a broken results.json fails now, not after the first test set
+    if out_dir.exists() and not out_dir.is_dir():
+        raise QAConvError(f"--out {out_dir} exists and is not a folder")
+    read_results(out_dir / RESULTS_FILE)  # a broken results.json fails now, not after the first test set
     loaded = load_testsets(testsets, data_dir)
     if any("/" in label for label, _ in loaded):
         print(f"test sets share a folder name; labelled {', '.join(label for label, _ in loaded)}")
     cache_folder = FeatureCache.prepare(options.cache_dir) if options.cache_dir else None
-    model.to(device)
-    matcher.to(device)  # modes are left alone: extraction switches to eval and back, scoring is eval-mode math
-    cache = FeatureCache(cache_folder, state_fingerprint(model, matcher, model_config)) if cache_folder else None
-    out: dict[str, dict[str, Any]] = {}
-    for label, ds in loaded:
-        try:
-            entry = _evaluate_testset(label, ds, model, matcher, model_config, out_dir, options, device, cache)
-        except QAConvError as exc:
-            message = str(exc)
-            raise QAConvError(message if label in message else f"test set {label}: {message}") from exc
-        entry["checkpoint"] = source
-        entry["options"] = dataclasses.asdict(options)
-        print(format_table(label, entry))
-        merge_result(results_path, label, entry)
-        out[label] = entry
-    print(f"results: {results_path}")
+    with contextlib.nullcontext() if locked else FolderLock(out_dir, "qaconv evaluate"):
+        if not locked:
+            _remove_partial_writes(out_dir)
+        model.to(device)
+        matcher.to(device)  # modes are left alone: extraction switches to eval and back, scoring is eval-mode math
+        cache = FeatureCache(cache_folder, state_fingerprint(model, matcher, model_config)) if cache_folder else None
+        out = {
+            label: _evaluate_and_record(
+                label, ds, model, matcher, model_config, out_dir, options, device, cache, source
+            )
+            for label, ds in loaded
+        }
+    print(f"results: {out_dir / RESULTS_FILE}")
     return out
+
+
+def _remove_partial_writes(out_dir: Path) -> None:
+    """Temporary files of results.json and score-file writes that a killed evaluation left behind (only the
+    holder of the folder's lock may remove them)."""
+    for tmp in (*out_dir.glob(f".{RESULTS_FILE}.*.tmp"), *out_dir.glob(".*_score.*.tmp")):
+        tmp.unlink(missing_ok=True)
+
+
+def _evaluate_and_record(
+    label: str,
+    ds: ReIDDataset,
+    model: nn.Module,
+    matcher: QAConv,
+    config: ModelConfig,
+    out_dir: Path,
+    options: EvalOptions,
+    device: torch.device,
+    cache: FeatureCache | None,
+    source: str | None,
+) -> dict[str, Any]:
+    """One test set evaluated, its table printed and its entry merged into results.json."""
+    try:
+        entry = _evaluate_testset(label, ds, model, matcher, config, out_dir, options, device, cache)
+    except QAConvError as exc:
+        message = str(exc)
+        raise QAConvError(message if label in message else f"test set {label}: {message}") from exc
+    entry["checkpoint"] = source
+    entry["options"] = dataclasses.asdict(options)
+    print(format_table(label, entry))
+    merge_result(out_dir / RESULTS_FILE, label, entry)
+    return entry
 
 
 def _evaluate_testset(
