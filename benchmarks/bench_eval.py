@@ -26,6 +26,7 @@ Every case is a function in CASES taking the parsed arguments and returning rows
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -302,7 +303,8 @@ def main(argv: list[str] | None = None) -> None:
         "speedup = baseline seconds / seconds, baseline run in the same process; ranking rows in CPU seconds "
         "except the N-thread row (wall); peak_extra_mib from benchmarks/common.peak_extra_mib"
     )
-    save("eval", rows, notes=notes + (" (--quick)" if args.quick else ""))
+    load = f"; load average {os.getloadavg()[1]:.1f} (5 min) at the end on {os.cpu_count()} CPUs"
+    save("eval", rows, notes=notes + (" (--quick)" if args.quick else "") + load)
 
 
 if __name__ == "__main__":
