@@ -19,18 +19,25 @@ from qaconv.config.presets import DEMO
 
 @dataclass(frozen=True)
 class DemoSize:
-    """How big a demo run is: identities per style (half of them train), epochs and the iteration cap of one."""
+    """How big a demo run is: identities per style (half of them train), P x K warm-up epochs (one pass over
+    the training images each), graph-sampling epochs after them (one iteration per class, at most
+    `iters_per_epoch`), and how many of the last ones run at a tenth of the learning rate."""
 
     ids: int
-    epochs: int
-    iters_per_epoch: int
     warmup_epochs: int
+    gs_epochs: int
+    iters_per_epoch: int
+    decayed_epochs: int = 0
+
+    @property
+    def epochs(self) -> int:
+        return self.warmup_epochs + self.gs_epochs
 
 
-#: Epochs count the P x K warm-up epochs (one pass over the training images each) and the graph-sampling
-#: epochs after them (one iteration per class, capped): full 5 x 94 + 6 x 300, quick 4 x 47 + 3 x 150 iterations.
-SIZES = {"full": DemoSize(ids=600, epochs=11, iters_per_epoch=300, warmup_epochs=5),
-         "quick": DemoSize(ids=300, epochs=7, iters_per_epoch=150, warmup_epochs=4)}  # fmt: skip
+#: 150 training identities: a warm-up epoch is 47 iterations, a GS epoch 150. Full: 30 x 47 + 6 x 150 = 2,310
+#: iterations; quick: 8 x 47 + 150 = 526. docs/training.md ("The demo") has the measurements behind them.
+SIZES = {"full": DemoSize(ids=300, warmup_epochs=30, gs_epochs=6, iters_per_epoch=150, decayed_epochs=2),
+         "quick": DemoSize(ids=300, warmup_epochs=8, gs_epochs=1, iters_per_epoch=150)}  # fmt: skip
 
 
 TRAIN_STYLE, UNSEEN_STYLE = "B", "A"
@@ -46,7 +53,7 @@ def demo_config(data: Path, size: DemoSize, device: str = "auto", workers: int =
             "evaluation.testsets": [trained, unseen],
             "sampler.gs_warmup_epochs": size.warmup_epochs,
             "schedule.max_epochs": size.epochs,
-            "schedule.step_factor": size.epochs,
+            "schedule.step_factor": size.epochs - size.decayed_epochs,  # fixed: decay after this epoch
             "schedule.max_iters_per_epoch": size.iters_per_epoch,
             "run.device": device,
             "run.workers": workers,
