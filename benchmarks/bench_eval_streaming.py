@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import peak_extra_mib, save
-from qaconv.engine.evaluate import EvalOptions, evaluate_maps
+from qaconv.engine.evaluate import EvalOptions, Side, evaluate_maps
 from qaconv.matching import QAConv, pairwise_scores
 from qaconv.metrics import evaluate_rank
 
@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     dense_mib = num_query * num_gallery * 4 / 2**20
 
     def streaming() -> Any:
-        return evaluate_maps(matcher, q, g, q_pids, q_cams, g_pids, g_cams, options=EvalOptions())
+        query, gallery = Side.of("q", num_query, q_pids, q_cams), Side.of("g", num_gallery, g_pids, g_cams)
+        return evaluate_maps(matcher, q, g, query, gallery, options=EvalOptions())
 
     def dense() -> Any:
         scores = pairwise_scores(matcher, q, g)

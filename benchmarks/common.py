@@ -40,6 +40,22 @@ def best_time(fn: Callable[[], Any], repeat: int = 3, warmup: int = 1, device: A
     return best
 
 
+def best_cpu_time(fn: Callable[[], Any], repeat: int = 3, warmup: int = 1) -> float:
+    """Best CPU seconds (this process, all its threads) of `repeat` calls after `warmup` untimed ones.
+
+    For single-threaded code this is the wall time it takes on an idle machine, and it does not grow
+    when other work shares the CPUs; do not use it for multi-threaded code (the threads' times add up).
+    """
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.process_time()
+        fn()
+        best = min(best, time.process_time() - start)
+    return best
+
+
 def parse_args(doc: str | None, quick_help: str) -> argparse.Namespace:
     """The options of the benchmarks that also run on a GPU: --quick and --device (args.device a torch.device)."""
     import torch

@@ -113,6 +113,24 @@ def test_matches_published_loop_on_continuous_distances():
     assert res.mAP == pytest.approx(mAP, abs=1e-12) and res.mINP == pytest.approx(mINP, abs=1e-12)
 
 
+def test_matches_published_loop_when_true_matches_rank_high():
+    # a trained model: true matches near the top, so most rows are sorted only up to their last one
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(3)
+    qp, gp = rng.integers(0, 30, 60), rng.integers(0, 30, 900)
+    qc, gc = rng.integers(0, 4, 60), rng.integers(0, 4, 900)
+    D = rng.random((60, 900)) + 3.0 * (qp[:, None] != gp[None, :])
+    D[::7] = rng.random((9, 900))  # and some rows where they do not
+    res = evaluate_rank(D, qp, gp, qc, gc)
+    cmc, mAP, mINP, nv = _loop_metrics(D, qp, gp, qc, gc)
+    np.testing.assert_allclose(res.cmc, cmc, atol=1e-12)
+    assert res.mAP == pytest.approx(mAP, abs=1e-12) and res.mINP == pytest.approx(mINP, abs=1e-12)
+    assert res.num_valid == nv
+    D[5, np.flatnonzero(gp != qp[5])[-1]] = np.nan  # a NaN ranked after every true match still fails
+    with pytest.raises(QAConvError, match="non-finite .* row 5"):
+        evaluate_rank(D, qp, gp, qc, gc)
+
+
 def test_streaming_blocks_equal_one_shot():
     rng = np.random.default_rng(2)
     D = rng.integers(0, 50, (97, 130)).astype(np.float32)

@@ -73,7 +73,8 @@ def test_parity_with_reference_fixture():
 
 
 @pytest.mark.parametrize(
-    ("k1", "k2", "lam", "asym"), [(20, 6, 0.3, False), (5, 1, 0.5, True), (3, 3, 0.0, True), (60, 10, 0.3, False)]
+    ("k1", "k2", "lam", "asym"),
+    [(20, 6, 0.3, False), (5, 1, 0.5, True), (3, 3, 0.0, True), (60, 10, 0.3, False), (3, 9, 0.3, True)],
 )
 def test_matches_dense_oracle(k1, k2, lam, asym):
     D = _clustered(90, seed=k1, asym=asym)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 
 from qaconv.commands import comma_list
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", metavar="DIR", help="output folder (default: the run folder, or the checkpoint file's folder)"
     )
-    parser.add_argument("--rerank", action="store_true", help="also report k-reciprocal re-ranking (k1=20, k2=6)")
+    parser.add_argument("--rerank", action="store_true", help="also report k-reciprocal re-ranking")
     parser.add_argument(
         "--tlift",
         action="store_true",
@@ -51,7 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or mps (default: auto)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per feature-extraction batch (64)")
-    parser.add_argument("--workers", type=int, default=4, help="data loading processes (4)")
+    parser.add_argument(
+        "--workers", type=int, metavar="N", help="data loading processes (default: 4, at most the CPU count)"
+    )
     parser.add_argument(
         "--dtype",
         default="auto",
@@ -66,6 +69,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["neg_score", "sigmoid"],
         help="distance fed to re-ranking: -score (published code) or 1 - sigmoid(score / 10)",
     )
+    parser.add_argument("--k1", type=int, default=20, help="re-ranking: k-reciprocal neighbours (20)")
+    parser.add_argument("--k2", type=int, default=6, help="re-ranking: query-expansion neighbours (6)")
+    parser.add_argument(
+        "--lambda-value", type=float, default=0.3, help="re-ranking: weight of the original distance, 0..1 (0.3)"
+    )
     parser.add_argument("--tau", type=float, default=100.0, help="TLift: co-occurrence window in seconds (100)")
     parser.add_argument("--sigma", type=float, default=200.0, help="TLift: time-difference scale in seconds (200)")
     parser.add_argument("--K", type=int, default=10, help="TLift: top-K retrievals that define the pivots (10)")
@@ -73,7 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--cache-dir",
         metavar="DIR",
-        help="keep extracted feature maps here, keyed by the weights, image list, size and dtype",
+        help="keep extracted feature maps here, keyed by the weights, input size, dtype and each image's path, "
+        "size and modification time",
     )
     parser.set_defaults(func=run)
 
@@ -83,23 +92,9 @@ def run(args: argparse.Namespace) -> int:
     from qaconv.engine.checkpoint import load_model, resolve_checkpoint
     from qaconv.engine.evaluate import EvalOptions, run_evaluation
 
-    options = EvalOptions(
-        batch_size=args.batch_size,
-        workers=args.workers,
-        prob_block=args.prob_block,
-        gal_block=args.gal_block,
-        dtype=args.dtype,
-        rerank=args.rerank,
-        tlift=args.tlift,
-        tau=args.tau,
-        sigma=args.sigma,
-        K=args.K,
-        alpha=args.alpha,
-        rerank_dist=args.rerank_dist,
-        save_scores=args.save_scores,
-        report=args.report,
-        cache_dir=args.cache_dir,
-    )
+    # every EvalOptions field is a flag of the same name; a flag left out (None) keeps the field's default
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(EvalOptions)}
+    options = EvalOptions(**{name: value for name, value in given.items() if value is not None})
     path = resolve_checkpoint(args.checkpoint)
     out = args.out or (args.checkpoint if os.path.isdir(args.checkpoint) else os.path.dirname(path))
     device = resolve_device(args.device)

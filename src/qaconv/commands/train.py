@@ -230,7 +230,8 @@ def evaluate_run(trainer: Any, config: TrainConfig, out: Path, only: list[str] |
         rerank=e.rerank,
         tlift=e.tlift,
     )
+    # locked: train holds the run folder's lock, demo the lock of the demo folder above it
     return run_evaluation(
         trainer.model, trainer.matcher, config.model.network(), testsets, config.data.data_dir, out, options,
-        trainer.device,
+        trainer.device, locked=True,
     )  # fmt: skip

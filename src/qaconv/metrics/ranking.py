@@ -23,10 +23,14 @@ Protocol (the open-reid "market1501" setting used by the QAConv evaluator):
   code used the default quicksort, whose tie order is arbitrary, so with ties
   (e.g. fp16 scores) its CMC can differ from any deterministic rule by a few ranks.
 
-Nothing here argsorts the matrix. Each row block is sorted by value once
-(``np.sort``); the counts above come from a vectorised binary search of each
-positive's (and junk entry's) distance in its sorted row, and the true matches come
-from a pid index of the gallery, so no Q x G boolean mask is built either.
+Nothing here argsorts the matrix, and rows are sorted only as far as the metrics look:
+every count above is of entries at or before the query's last true match, so each
+row's entries up to that distance are selected (one comparison pass) and sorted, and
+the counts come from a vectorised binary search of each positive's (and junk entry's)
+distance in that sorted prefix (:mod:`qaconv.metrics.sorted_prefix`). With a trained
+model the prefix is a few hundred of ~16,000 entries; a row that needs most of its
+entries is sorted whole. The true matches come from a pid index of the gallery, so no
+Q x G boolean mask or index array is built either.
 :class:`RankAccumulator` takes query rows in blocks, so an evaluator can feed rows as
 they are scored and never hold the Q x G matrix; :func:`evaluate_rank` feeds a full
 matrix through it.
@@ -43,10 +47,11 @@ import numpy as np
 
 from ..errors import QAConvError
 from .inputs import flat_labels, to_numpy
+from .sorted_prefix import bsearch, sorted_prefixes
 
 __all__ = ["RankResult", "RankAccumulator", "evaluate_rank"]
 
-_DEFAULT_CHUNK_ELEMENTS = 1 << 22  # rows x gallery entries sorted at once (32 MiB in float64)
+_DEFAULT_CHUNK_ELEMENTS = 1 << 22  # rows x gallery entries scored at once (32 MiB in float64)
 
 
 @dataclass(frozen=True)
@@ -101,29 +106,6 @@ class RankResult:
         return out
 
 
-def _bsearch(flat: np.ndarray, lo: np.ndarray, hi: np.ndarray, vals: np.ndarray, right: bool) -> np.ndarray:
-    """Vectorised ``searchsorted`` of ``vals[t]`` in the sorted segment ``flat[lo[t]:hi[t]]``.
-
-    Returns absolute positions in ``flat`` (subtract ``lo`` for counts).
-    """
-    lo = lo.astype(np.int64, copy=True)
-    hi = hi.astype(np.int64, copy=True)
-    if lo.size == 0:
-        return lo
-    steps = int(np.max(hi - lo, initial=0)).bit_length() + 1
-    last = max(flat.size - 1, 0)
-    for _ in range(steps):
-        active = lo < hi
-        if not active.any():
-            break
-        mid = (lo + hi) >> 1
-        v = flat[np.minimum(mid, last)]
-        go_right = (v <= vals) if right else (v < vals)
-        lo = np.where(active & go_right, mid + 1, lo)
-        hi = np.where(active & ~go_right, mid, hi)
-    return lo
-
-
 def _group_bounds(keys: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
     """For a list sorted by ``keys``, the first and last index of each element's group of equal keys."""
     n = keys[0].size
@@ -141,10 +123,11 @@ def _group_bounds(keys: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]
 class RankAccumulator:
     """Streaming CMC / mAP / mINP: feed query-row blocks with :meth:`update`, read :meth:`result`.
 
-    Memory: one sorted copy of ``chunk_elements`` distances per thread plus a few
-    numbers per query; the caller's block is never copied whole. A block larger than
-    one chunk is split and its chunks are scored on ``num_threads`` threads (NumPy's
-    sort releases the GIL); the result does not depend on the split or the threads.
+    Memory per thread: a boolean mask and at most one sorted copy of ``chunk_elements``
+    distances (usually far less: only each row's prefix up to its last true match), plus
+    a few numbers per query; the caller's block is never copied whole. A block larger
+    than one chunk is split and its chunks are scored on ``num_threads`` threads (NumPy
+    releases the GIL); the result does not depend on the split or the threads.
 
     >>> acc = RankAccumulator(max_rank=20)
     >>> for start in range(0, num_query, 256):                       # doctest: +SKIP
@@ -271,25 +254,14 @@ class RankAccumulator:
     def _score_rows(
         self, D: np.ndarray, qp: np.ndarray, qc: np.ndarray, gc: np.ndarray, row_offset: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """AP, INP and the first-match rank of each row (NaN, NaN, -1 for rows without a true match)."""
         b, n = D.shape
         ap = np.full(b, np.nan)
         inp = np.full(b, np.nan)
         first = np.full(b, -1, dtype=np.int64)
-        if b == 0:
+        if b == 0 or n == 0:
             return ap, inp, first
-        if n == 0:
-            return ap, inp, first
-        S = np.sort(D, axis=1)  # NaN sorts last, -inf first, +inf last
-        bad = ~(np.isfinite(S[:, 0]) & np.isfinite(S[:, -1]))
-        if bad.any():
-            r = int(np.flatnonzero(bad)[0])
-            raise QAConvError(
-                f"the distance matrix has non-finite entries (NaN or inf), first in query row {row_offset + r}"
-            )
-        flat = S.reshape(-1)
         rows, cols = self._matches(qp)
-        if rows.size == 0:
-            return ap, inp, first
         vals = D[rows, cols]
         junk = gc[cols] == qc[rows]
         # junk entries (same pid, same camera), sorted by (row, value) for per-row counting
@@ -304,34 +276,37 @@ class RankAccumulator:
         o = np.lexsort((pc, pv, pr))
         pr, pc, pv = pr[o], pc[o], pv[o]
         npos = np.bincount(pr, minlength=b)
-        if pr.size == 0:
-            return ap, inp, first
         pstart = np.cumsum(npos) - npos
+        vr = np.flatnonzero(npos > 0)
+        s0 = pstart[vr]  # each valid row's first and last positive
+        e0 = s0 + npos[vr] - 1
+        # every count below is of entries up to the row's last true match: sort only those
+        limit = np.full(b, -np.inf, dtype=D.dtype)
+        limit[vr] = pv[e0]
+        prefixes = sorted_prefixes(D, limit)
+        bad = prefixes.first_non_finite_row(D)
+        if bad is not None:
+            raise QAConvError(
+                f"the distance matrix has non-finite entries (NaN or inf), first in query row {row_offset + bad}"
+            )
 
-        def valid_count(r: np.ndarray, v: np.ndarray, right: bool) -> np.ndarray:
-            """Remaining (non-junk) entries of row r with distance <= v (right) or < v."""
-            all_n = _bsearch(flat, r * n, r * n + n, v, right) - r * n
-            junk_n = _bsearch(jv, jstart[r], jstart[r] + jcount[r], v, right) - jstart[r]
-            return all_n - junk_n
+        def valid_count(r: np.ndarray, v: np.ndarray, inclusive: bool) -> np.ndarray:
+            """Remaining (non-junk) entries of row r with distance <= v (inclusive) or < v."""
+            junk_n = bsearch(jv, jstart[r], jstart[r] + jcount[r], v, right=inclusive) - jstart[r]
+            return prefixes.count_below(r, v, inclusive=inclusive) - junk_n
 
-        le = valid_count(pr, pv, right=True)
+        le = valid_count(pr, pv, inclusive=True)
         gstart, gend = _group_bounds((pr, pv))
         tp_le = gend - pstart[pr] + 1
         ap_rows = np.bincount(pr, weights=tp_le / le, minlength=b)
-
-        vr = np.flatnonzero(npos > 0)
         ap[vr] = ap_rows[vr] / npos[vr]
 
         # first true match (CMC) and last true match (INP), ties broken by gallery index
-        s0 = pstart[vr]
-        e0 = s0 + npos[vr] - 1
-        first_rank = self._rank_of(
-            D, vr, pv[s0], pc[s0], gend[s0] - s0 + 1, le[s0], valid_count(vr, pv[s0], right=False), rows, cols, vals
-        )
+        lt_first = valid_count(vr, pv[s0], inclusive=False)
+        first[vr] = self._rank_of(D, vr, pv[s0], pc[s0], gend[s0] - s0 + 1, le[s0], lt_first, rows, cols, vals)
+        lt_last = valid_count(vr, pv[e0], inclusive=False)
         last_eq = e0 - gstart[e0] + 1
-        lt_last = valid_count(vr, pv[e0], right=False)
         last_rank = self._rank_of(D, vr, pv[e0], pc[e0], last_eq, le[e0], lt_last, rows, cols, vals, last=True)
-        first[vr] = first_rank
         inp[vr] = npos[vr] / (last_rank + 1)
         return ap, inp, first
 

@@ -15,6 +15,7 @@ from qaconv.data import create_dataset
 from qaconv.data.synthetic import generate
 from qaconv.engine.checkpoint import build_model, model_payload, save_checkpoint
 from qaconv.engine.features import extract_feature_maps
+from qaconv.lock import FolderLock
 from qaconv.matching import QAConv
 from qaconv.metrics import evaluate_rank
 
@@ -132,7 +133,7 @@ def test_a_folder_without_time_skips_tlift_and_the_cache_is_reused(setup, tmp_pa
     def no_extraction(*args, **kwargs):
         raise AssertionError("the cached maps should have been used")
 
-    monkeypatch.setattr("qaconv.engine.evaluate.extract_feature_maps", no_extraction)
+    monkeypatch.setattr("qaconv.engine.evaluate.cache.extract_feature_maps", no_extraction)
     assert evaluate(setup, *args) == 0
     again = json.loads((tmp_path / "out" / "results.json").read_text())["notime"]
     assert again["raw"] == entry["raw"]
@@ -168,3 +169,96 @@ def test_errors_reach_the_user_as_one_line(setup, tmp_path, capsys):
 
     assert evaluate(setup, "--testset", "market1501", "--dtype", "float16", "--device", "cpu") == 2
     assert "--dtype float16 needs a CUDA device" in capsys.readouterr().err
+
+
+def copy_set(setup, folder):
+    """A Market-style copy of the synthetic test set (only the test splits)."""
+    for split in ("query", "bounding_box_test"):
+        shutil.copytree(setup / "data" / "market1501" / split, folder / split)
+    return folder
+
+
+def test_cached_maps_are_not_reused_after_images_change_under_their_names(setup, tmp_path):
+    # audit c1-c3: the images of a cached gallery are replaced, keeping their names
+    folder = copy_set(setup, tmp_path / "ctest")
+    cache = ["--testset", str(folder), "--cache-dir", str(tmp_path / "cache")]
+    assert evaluate(setup, *cache, "--out", str(tmp_path / "c1")) == 0
+    gallery = sorted((folder / "bounding_box_test").glob("*.jpg"))
+    for path in gallery[1:]:
+        shutil.copy(gallery[0], path)
+    assert evaluate(setup, *cache, "--out", str(tmp_path / "c2")) == 0
+    assert evaluate(setup, "--testset", str(folder), "--out", str(tmp_path / "c3")) == 0
+    c1, c2, c3 = (json.loads((tmp_path / c / "results.json").read_text())["ctest"]["raw"] for c in ("c1", "c2", "c3"))
+    assert c2 == c3 and c2 != c1
+    assert len(list((tmp_path / "cache").glob("ctest-gallery-*.pt"))) == 2
+
+
+def test_a_cache_dir_that_is_a_file_fails_before_any_extraction(setup, tmp_path, capsys, monkeypatch):
+    # audit eo17
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("nothing should be extracted")
+
+    monkeypatch.setattr("qaconv.engine.evaluate.cache.extract_feature_maps", no_extraction)
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "out"
+    assert evaluate(setup, "--testset", "market1501", "--cache-dir", str(tmp_path / "file"), "--out", str(out)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--cache-dir" in err and "is a file, not a folder" in err
+    assert not out.exists()
+
+
+def test_test_sets_with_one_folder_name_keep_separate_results(setup, tmp_path, capsys):
+    # audit ev8: syn/sb,other/sb used to share one results.json entry
+    a = copy_set(setup, tmp_path / "syn" / "sb")
+    b = copy_set(setup, tmp_path / "other" / "sb")
+    for path in sorted((b / "query").glob("*.jpg"))[1:]:
+        path.unlink()  # so the two entries differ
+    out = tmp_path / "out"
+    assert evaluate(setup, "--testset", f"{a},{b}", "--out", str(out), "--save-scores") == 0
+    assert "labelled syn/sb, other/sb" in capsys.readouterr().out
+    data = json.loads((out / "results.json").read_text())
+    assert set(data) == {"syn/sb", "other/sb"} and data["other/sb"]["num_query"] == 1
+    assert data["syn/sb"]["num_query"] > 1 and data["syn/sb"]["files"][0] == "syn-sb_score.npz"
+    assert (out / "syn-sb_score.npz").is_file() and (out / "other-sb_score.npz").is_file()
+
+
+def test_a_second_evaluation_into_a_locked_folder_is_refused_before_any_work(setup, tmp_path, capsys, monkeypatch):
+    # audit concur1-3: two evaluations into one --out used to lose an entry; the second is now refused
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("nothing should be extracted")
+
+    monkeypatch.setattr("qaconv.engine.evaluate.cache.extract_feature_maps", no_extraction)
+    out = tmp_path / "out"
+    out.mkdir()
+    before = json.dumps({"earlier": {"raw": {"mAP": 0.5}}})
+    (out / "results.json").write_text(before)
+    (out / ".results.json.x1.tmp").write_text("{half")  # a killed evaluation's partial write
+    with FolderLock(out, "qaconv evaluate"):
+        assert evaluate(setup, "--testset", "market1501", "--out", str(out)) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and f"{out} is in use by another qaconv process (pid " in err
+        assert "qaconv evaluate" in err
+    assert (out / "results.json").read_text() == before
+    assert (out / ".results.json.x1.tmp").exists()  # only the lock holder cleans up
+
+
+def test_an_out_that_is_a_file_is_refused(setup, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert evaluate(setup, "--testset", "market1501", "--out", str(tmp_path / "file")) == 2
+    assert "--out " in (err := capsys.readouterr().err) and "exists and is not a folder" in err
+    assert (tmp_path / "file").read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--K", "1000", "--tlift"], "--K must be at most 100"),
+        (["--alpha", "-1"], "--alpha must be"),
+        (["--lambda-value", "2", "--rerank"], "--lambda-value must be in [0, 1]"),
+        (["--k2", "0", "--rerank"], "--k2 must be a positive integer"),
+    ],
+)
+def test_parameters_out_of_range_are_refused(setup, tmp_path, capsys, flags, message):
+    # audit eo10 / eo13
+    assert evaluate(setup, "--testset", "market1501", "--out", str(tmp_path), *flags) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "results.json").exists()

@@ -1,0 +1,190 @@
+"""`run_evaluation`: the one code path of `qaconv evaluate` and of the trainer's final test.
+
+For each test set: feature maps once per split (from the cache when asked), `evaluate_dataset`, the
+optional score files and ranked-list report, the console table, and its entry merged into
+OUT/results.json. Everything that can be checked (the output folder and its lock, results.json, the test
+sets, the cache folder) is checked before the first feature map is extracted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from qaconv.config import ModelConfig
+from qaconv.data.datasets import ReIDDataset
+from qaconv.engine.checkpoint import state_fingerprint
+from qaconv.errors import QAConvError
+from qaconv.lock import FolderLock
+from qaconv.matching import QAConv
+
+from .cache import FeatureCache, split_maps
+from .maps import evaluate_dataset
+from .options import EvalOptions, resolve_eval_dtype
+from .outputs import RESULTS_FILE, format_table, merge_result, read_results, write_score_files
+from .result import EvalResult
+from .testsets import file_stem, load_testsets
+
+DENSE_WARN_BYTES = 2**30
+
+
+def run_evaluation(
+    model: nn.Module,
+    matcher: QAConv,
+    model_config: ModelConfig,
+    testsets: list[str],
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: EvalOptions | None = None,
+    device: torch.device | str | None = None,
+    *,
+    source: str | None = None,
+    locked: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Evaluate on each test set, print its table, and merge its entry into out_dir/results.json.
+
+    Test sets are registered names (looked up under data_dir) or Market-style folders; all are loaded
+    before any feature is extracted, so a typo fails at once. The output folder is locked
+    (`qaconv.lock.FolderLock`) for the whole evaluation: a second qaconv process writing there is refused
+    at once with a message naming the holder; `locked=True` says the caller holds that lock already (the
+    end of `qaconv train`). Each entry is merged into results.json (re-read, updated, atomically replaced)
+    as soon as its test set is done; other entries are kept. `source` (e.g. the checkpoint path) is
+    recorded. Returns {label: entry} as written.
+    """
+    options = options or EvalOptions()
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise QAConvError(f"--out {out_dir} exists and is not a folder")
+    read_results(out_dir / RESULTS_FILE)  # a broken results.json fails now, not after the first test set
+    loaded = load_testsets(testsets, data_dir)
+    if any("/" in label for label, _ in loaded):
+        print(f"test sets share a folder name; labelled {', '.join(label for label, _ in loaded)}")
+    cache_folder = FeatureCache.prepare(options.cache_dir) if options.cache_dir else None
+    with contextlib.nullcontext() if locked else FolderLock(out_dir, "qaconv evaluate"):
+        if not locked:
+            _remove_partial_writes(out_dir)
+        model.to(device)
+        matcher.to(device)  # modes are left alone: extraction switches to eval and back, scoring is eval-mode math
+        cache = FeatureCache(cache_folder, state_fingerprint(model, matcher, model_config)) if cache_folder else None
+        out = {
+            label: _evaluate_and_record(
+                label, ds, model, matcher, model_config, out_dir, options, device, cache, source
+            )
+            for label, ds in loaded
+        }
+    print(f"results: {out_dir / RESULTS_FILE}")
+    return out
+
+
+def _remove_partial_writes(out_dir: Path) -> None:
+    """Temporary files of results.json and score-file writes that a killed evaluation left behind (only the
+    holder of the folder's lock may remove them)."""
+    for tmp in (*out_dir.glob(f".{RESULTS_FILE}.*.tmp"), *out_dir.glob(".*_score.*.tmp")):
+        tmp.unlink(missing_ok=True)
+
+
+def _evaluate_and_record(
+    label: str,
+    ds: ReIDDataset,
+    model: nn.Module,
+    matcher: QAConv,
+    config: ModelConfig,
+    out_dir: Path,
+    options: EvalOptions,
+    device: torch.device,
+    cache: FeatureCache | None,
+    source: str | None,
+) -> dict[str, Any]:
+    """One test set evaluated, its table printed and its entry merged into results.json."""
+    try:
+        entry = _evaluate_testset(label, ds, model, matcher, config, out_dir, options, device, cache)
+    except QAConvError as exc:
+        message = str(exc)
+        raise QAConvError(message if label in message else f"test set {label}: {message}") from exc
+    entry["checkpoint"] = source
+    entry["options"] = dataclasses.asdict(options)
+    print(format_table(label, entry))
+    merge_result(out_dir / RESULTS_FILE, label, entry)
+    return entry
+
+
+def _evaluate_testset(
+    label: str,
+    ds: ReIDDataset,
+    model: nn.Module,
+    matcher: QAConv,
+    config: ModelConfig,
+    out_dir: Path,
+    options: EvalOptions,
+    device: torch.device,
+    cache: FeatureCache | None,
+) -> dict[str, Any]:
+    """One test set's results.json entry (its files written)."""
+    for split in ("query", "gallery"):
+        if not ds.split(split):
+            raise QAConvError(f"test set {label} has no {split} images (in {ds.root})")
+    dtype = resolve_eval_dtype(options.dtype, device)
+    start = time.perf_counter()
+    kwargs = {"config": config, "options": options, "dtype": dtype, "device": device, "cache": cache}
+    q_maps = split_maps(model, ds.query, "query", label, **kwargs)
+    g_maps = split_maps(model, ds.gallery, "gallery", label, **kwargs)
+    extract_seconds = time.perf_counter() - start
+    q_maps, g_maps = _place([q_maps, g_maps], device)
+    dense_bytes = 4 * len(ds.query) * len(ds.gallery)
+    if options.save_scores and dense_bytes > DENSE_WARN_BYTES:
+        print(
+            f"{label}: --save-scores keeps the dense {len(ds.query)} x {len(ds.gallery)} score matrix "
+            f"({dense_bytes / 2**30:.1f} GiB) in memory"
+        )
+    result = evaluate_dataset(matcher, q_maps, g_maps, ds, options=options, name=label, device=device)
+    result.seconds = {"extract": extract_seconds, **result.seconds}
+    entry = {
+        "num_query": len(ds.query),
+        "num_gallery": len(ds.gallery),
+        "time_info": ds.has_time,
+        "root": ds.root,
+        "dtype": str(dtype).removeprefix("torch."),
+        **result.to_dict(),
+    }
+    files = _write_files(out_dir, label, ds, result, options)
+    if files:
+        entry["files"] = [os.path.relpath(p, out_dir) for p in files]
+    return entry
+
+
+def _write_files(out_dir: Path, label: str, ds: ReIDDataset, result: EvalResult, options: EvalOptions) -> list[Path]:
+    """The score files (--save-scores) and the ranked-list report (--report) of one test set."""
+    files: list[Path] = []
+    stem = file_stem(label)
+    if options.save_scores:
+        files += write_score_files(out_dir, stem, result, ds.query, ds.gallery)
+    if options.report:
+        from qaconv.viz.ranked_lists import write_ranked_lists
+
+        files += write_ranked_lists(
+            out_dir / "report" / stem,
+            label,
+            ds.query,
+            ds.gallery,
+            result.top,
+            result.metrics[result.final_stage].ap,
+            stage=result.final_stage,
+        )
+    return files
+
+
+def _place(maps: list[Tensor], device: torch.device) -> list[Tensor]:
+    """Move the maps to a CUDA device when they take under half its free memory (else blocks are copied)."""
+    if device.type != "cuda":
+        return maps
+    need = sum(m.numel() * m.element_size() for m in maps)
+    free, _ = torch.cuda.mem_get_info(device)
+    return [m.to(device) for m in maps] if need < free / 2 else maps
