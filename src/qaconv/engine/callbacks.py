@@ -10,29 +10,16 @@ any moment leaves exactly one line per finished epoch). `TensorBoardLog`, `Curve
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from qaconv.config import ModelConfig
 from qaconv.engine.checkpoint import model_payload, save_checkpoint
+from qaconv.io import atomic_write_text
 from qaconv.rundir import RunDir
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Callback:
