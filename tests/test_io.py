@@ -41,9 +41,23 @@ def test_atomic_writes_replace_the_file_and_keep_it_on_failure(tmp_path):
         f.write(b"half")
         raise OSError(28, "No space left on device")
 
-    with pytest.raises(QAConvError, match=r"cannot write .*r.json: No space left on device \(\d+ MiB free there\)"):
+    with pytest.raises(
+        QAConvError, match=r"cannot write .*r.json: the disk is full \(\d+ MiB free there\); the previous"
+    ):
         atomic_write(path, fail)
     assert path.read_text() == "new"
+
+    def fail_like_torch(f):  # torch.save reports a full disk as a RuntimeError about positions
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598") from None
+
+    with pytest.raises(QAConvError, match=r"cannot write .*r.json: the disk is full"):
+        atomic_write(path, fail_like_torch)
+    with pytest.raises(QAConvError, match=r"cannot write .*r.json: Permission denied"):
+        atomic_write(path, lambda f: (_ for _ in ()).throw(OSError(13, "Permission denied")))
+    assert path.read_text() == "new" and sorted(p.name for p in path.parent.iterdir()) == ["r.json"]
     with pytest.raises(KeyboardInterrupt):
         atomic_write(path, lambda f: (_ for _ in ()).throw(KeyboardInterrupt))
     assert path.read_text() == "new" and sorted(p.name for p in path.parent.iterdir()) == ["r.json"]
@@ -112,6 +126,17 @@ def test_folder_swap_replaces_on_success_and_keeps_the_old_folder_on_error(tmp_p
     with folder_swap(out) as folder:
         (folder / "v").write_text("3")
     assert (out / "v").read_text() == "3" and sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
+
+
+def test_a_full_disk_during_a_folder_swap_says_so_and_keeps_the_old_folder(tmp_path):
+    out = tmp_path / "idx"
+    with folder_swap(out) as folder:
+        (folder / "v").write_text("1")
+    full = pytest.raises(QAConvError, match=r"cannot write .*idx: the disk is full .*; the previous idx is kept")
+    with full, folder_swap(out) as folder:
+        (folder / "v").write_text("2")
+        raise OSError(28, "No space left on device")
+    assert (out / "v").read_text() == "1" and sorted(p.name for p in tmp_path.iterdir()) == ["idx"]
 
 
 def test_stale_partial_folders_of_dead_processes_are_removed(tmp_path):

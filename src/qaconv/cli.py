@@ -6,6 +6,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 
 from qaconv import __version__, commands
 from qaconv.errors import QAConvError
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    python_format = warnings.formatwarning
+    _one_line_warnings(args.command)
     try:
         return int(args.func(args) or 0)
     except QAConvError as exc:
@@ -38,6 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"qaconv {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = python_format
+
+
+def _one_line_warnings(command: str) -> None:
+    """Show warnings as `qaconv COMMAND: warning: ...` lines, like errors (not Python's file:line form)."""
+
+    def one_line(message: Warning | str, category: type, filename: str, lineno: int, line: str | None = None) -> str:
+        return f"qaconv {command}: warning: {message}\n"
+
+    warnings.formatwarning = one_line
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from qaconv.errors import QAConvError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 _PARTIAL, _OLD = "partial", "old"
+_UMASK = os.umask(0o022)  # read once (os.umask can only be read by setting it), then restored
+os.umask(_UMASK)
 
 
 # ----------------------------------------------------------------------------------------- images
@@ -52,28 +54,55 @@ def _free_space(folder: Path) -> str:
         return "free space unknown"
 
 
+def _out_of_space(exc: BaseException, folder: Path) -> bool:
+    """Whether a failed write ran out of disk space: ENOSPC or EDQUOT somewhere in the exception's chain
+    (torch reports it as a RuntimeError about an "unexpected pos"), or, for errors that name no cause,
+    under 1 MiB left in `folder` (call this before removing what the write left)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    try:
+        return isinstance(exc, (OSError, RuntimeError)) and shutil.disk_usage(folder).free < 2**20
+    except OSError:
+        return False
+
+
+def _write_error(exc: BaseException, path: Path, full: bool) -> QAConvError:
+    """The one-line error for a failed write of `path` (a file or folder, `full`: out of disk space)."""
+    if full:
+        kept = f"; the previous {path.name} is kept" if path.exists() else ""
+        return QAConvError(f"cannot write {path}: the disk is full ({_free_space(path.parent)}){kept}")
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+    return QAConvError(f"cannot write {path}: {reason} ({_free_space(path.parent)})")
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
     """Call write(file) on a temporary file beside `path`, flush it to disk, then rename it over `path`.
 
     A crash or Ctrl-C leaves the previous file intact. A failed write raises QAConvError naming the
-    file, the reason and the free disk space (torch's message for a full disk does not say "disk").
+    file and the reason; a full disk is called that (torch's message for it does not say "disk").
+    The file is opened for reading too, so `write` may read back what it wrote.
     """
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # the permissions of a file opened the usual way, not mkstemp's 0600
+        with os.fdopen(fd, "w+b") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
+        handled = isinstance(exc, (OSError, RuntimeError, ValueError)) and not isinstance(exc, QAConvError)
+        full = handled and _out_of_space(exc, path.parent)
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, (OSError, RuntimeError, ValueError)) and not isinstance(exc, QAConvError):
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
-            raise QAConvError(f"cannot write {path}: {reason} ({_free_space(path.parent)})") from exc
+        if handled:
+            raise _write_error(exc, path, full) from exc
         raise
     return path
 
@@ -94,10 +123,16 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """torch.save `obj` to `path` atomically."""
+    """torch.save `obj` to `path` atomically, sealed with its sha256 checksum (`qaconv.checksum`)."""
     import torch
 
-    return atomic_write(path, lambda f: torch.save(obj, f))
+    from qaconv.checksum import seal
+
+    def write(f: IO[bytes]) -> None:
+        torch.save(obj, f)
+        seal(f)
+
+    return atomic_write(path, write)
 
 
 # ----------------------------------------------------------------------------------------- output paths
@@ -207,5 +242,9 @@ def folder_swap(out: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, out)
+    except (OSError, RuntimeError) as exc:
+        if not _out_of_space(exc, out.parent):
+            raise
+        raise _write_error(exc, out, full=True) from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -112,3 +112,57 @@ def test_resume_without_config_yaml_reads_the_options_from_the_checkpoint(data, 
     (out / "config.yaml").unlink()
     assert main(["train", "--resume", str(out), "--max-epochs", "2"]) == 0
     assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def copy_of(data, tmp_path):
+    import shutil
+
+    shutil.copytree(data / "A", tmp_path / "A")
+    return tmp_path
+
+
+def train_images(root):
+    return sorted((root / "A" / "bounding_box_train").glob("*.jpg"))
+
+
+def test_unreadable_training_images_stop_the_run_before_any_work_or_are_skipped(data, tmp_path, capsys):
+    mine = copy_of(data, tmp_path)
+    images = train_images(mine)
+    images[3].write_bytes(images[3].read_bytes()[:300])  # truncated
+    images[7].write_bytes(b"")
+    out = tmp_path / "run"
+    assert main(train_args(mine, out, "--testsets", "")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"qaconv train: error: 2 of {len(images)} training images cannot be read: {images[3]} (")
+    assert f"{images[7]} (not an image file); remove or replace them, or pass --skip-bad-images" in err
+    assert err.count("\n") == 1 and not out.exists()  # refused before the run folder was made
+    assert main(train_args(mine, out, "--testsets", "", "--max-epochs", "1", "--skip-bad-images")) == 0
+    err = capsys.readouterr().err
+    assert f"qaconv train: warning: 2 of {len(images)} training images cannot be read: {images[3]}" in err
+    assert "training without them (--skip-bad-images)" in err
+
+
+def test_resume_goes_on_after_damaged_images_are_removed_and_refuses_a_new_network(data, tmp_path, capsys):
+    mine = copy_of(data, tmp_path)
+    out = tmp_path / "run"
+    assert main(train_args(mine, out, "--testsets", "", "--max-epochs", "1")) == 0
+    images = train_images(mine)
+    images[0].write_bytes(b"")  # damaged after epoch 1
+    one_line_error(capsys, main(["train", "--resume", str(out), "--max-epochs", "2"]), f"{images[0]} (not an image")
+    one_line_error(
+        capsys,
+        main(["train", "--resume", str(out), "--neck", "16"]),
+        f"--resume {out}: --neck 16 differs from the run's 8, and a run's network and data set cannot change",
+    )
+    images[0].unlink()
+    assert main(["train", "--resume", str(out), "--max-epochs", "2"]) == 0
+    err = capsys.readouterr().err
+    assert f"training images changed since epoch 1 was saved ({len(images)} images of 8 ids then, " in err
+    assert f"{len(images) - 1} of 8 now)" in err
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def test_a_data_set_path_that_does_not_exist_is_called_that(data, tmp_path, capsys):
+    args = train_args(data, tmp_path / "run")
+    args[args.index("--dataset") + 1] = str(tmp_path / "missing")
+    one_line_error(capsys, main(args), f"data set not found: {tmp_path / 'missing'} does not exist")

@@ -247,7 +247,8 @@ def test_unparsable_names_raise_or_warn(tmp_path):
     root = build_tree(tmp_path / "market1501", REFERENCE["market1501"])
     for name in ["junk.jpg", "0001_c1.jpg", "0003_c0s1_000100_01.jpg"]:
         touch(root, f"bounding_box_train/{name}")
-    with pytest.raises(QAConvError, match=r"3 file name\(s\).*bounding_box_train/0001_c1\.jpg.*skip_unparsable"):
+    hint = r"--skip-unparsable; skip_unparsable=True"
+    with pytest.raises(QAConvError, match=rf"3 file name\(s\).*bounding_box_train/0001_c1\.jpg.*{hint}"):
         create_dataset("market1501", root)
     with pytest.warns(UserWarning, match="3 file name"):
         ds = create_dataset("market1501", root, skip_unparsable=True)
@@ -285,6 +286,20 @@ def test_malformed_csv_row_names_file_and_line(tmp_path):
     (tmp_path / "query.csv").unlink()
     with pytest.raises(QAConvError, match=r"no train\.csv.*docs/datasets\.md"):
         create_dataset("csv", tmp_path)
+
+
+def test_user_data_mistakes_get_a_hint(tmp_path):
+    from qaconv.data import open_dataset
+
+    with pytest.raises(QAConvError, match=r"data set not found: .*nowhere/mine does not exist \(give a folder"):
+        open_dataset(str(tmp_path / "nowhere" / "mine"))
+    (tmp_path / "semi.csv").write_text("path;pid;camid\na.jpg;1;0\n")
+    with pytest.raises(QAConvError, match=r"semi\.csv:1: the fields are separated by ';'; separate .* with commas"):
+        open_dataset(str(tmp_path / "semi.csv"))
+    for pid in ("0001", "0002"):  # one folder per person: the ImageFolder layout
+        touch(tmp_path / "wl", f"bounding_box_train/{pid}/{pid}_c1_01.jpg")
+    with pytest.raises(QAConvError, match=r"bounding_box_train holds images only in sub-folders \(0001, 0002\)"):
+        open_dataset(str(tmp_path / "wl"))
 
 
 @pytest.mark.parametrize("name", ["market1501", "cuhk03_np_detected", "clonedperson", "folder", "csv"])

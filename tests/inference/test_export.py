@@ -117,3 +117,12 @@ def test_export_refuses_bad_output_folders_and_nan_weights(reid, checkpoint, nan
         finally:
             reid.matcher.logit_bn.running_var.copy_(saved)
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_second_export_into_a_locked_folder_refuses_at_once(reid, tmp_path):
+    from qaconv.lock import FolderLock
+
+    refused = pytest.raises(QAConvError, match=r"ts is in use by another qaconv process \(pid \d+, qaconv export")
+    with FolderLock.beside(tmp_path / "ts", "qaconv export"), refused:
+        export_model(reid, "torchscript", tmp_path / "ts")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

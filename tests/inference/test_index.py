@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -290,3 +291,26 @@ def test_search_checks_its_output_files_before_searching(index, query_images, tm
     record = tmp_path / "new" / "deep" / "r.json"
     assert main([*base, "--json", str(record)]) == 0
     assert json.loads(record.read_text())["queries"][0]["query"] == str(query_images[0].resolve())
+
+
+def test_a_second_build_of_a_locked_index_refuses_at_once(reid, gallery_images, tmp_path):
+    from qaconv.lock import FolderLock
+
+    refused = pytest.raises(QAConvError, match=r"g.idx is in use by another qaconv process \(pid \d+, qaconv index")
+    with FolderLock.beside(tmp_path / "g.idx", "qaconv index build"), refused:
+        reid.build_index(gallery_images[:2], tmp_path / "g.idx")
+    reid.build_index(gallery_images[:2], tmp_path / "g.idx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.idx"]  # no lock file left
+
+
+def test_a_full_disk_stops_a_build_with_one_line_and_keeps_the_old_index(reid, gallery_images, tmp_path, monkeypatch):
+    out = tmp_path / "g.idx"
+    reid.build_index(gallery_images[:2], out)
+
+    def no_space(fd, offset, length):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space)  # the maps are allocated before any is written
+    with pytest.raises(QAConvError, match=r"cannot write .*g.idx: the disk is full .*the previous g.idx is kept"):
+        reid.build_index(gallery_images[:3], out, overwrite=True)
+    assert len(GalleryIndex.open(out)) == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["g.idx"]

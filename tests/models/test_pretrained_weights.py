@@ -164,6 +164,19 @@ def test_unreadable_file(tmp_path):
         read_state_dict(path)
 
 
+def test_a_qaconv_checkpoint_given_as_pretrained_weights_points_to_init_from(tmp_path):
+    from qaconv.config import ModelConfig
+    from qaconv.engine.checkpoint import build_model, model_payload, save_checkpoint
+    from qaconv.engine.train import capture_rng
+
+    config = ModelConfig(arch="resnet18", ibn=None, final_layer="layer2", neck=4, height=32, width=16)
+    model, matcher = build_model(config)
+    path = save_checkpoint(model_payload(model, matcher, config, rng=capture_rng()), tmp_path / "c.pt")
+    with pytest.raises(QAConvError, match=r"c.pt is a qaconv checkpoint, not backbone weights: .*--init-from") as info:
+        read_state_dict(path)
+    assert "\n" not in str(info.value) and "\x1b" not in str(info.value)
+
+
 def test_missing_and_unexpected_keys_are_named(tmp_path, r18_state):
     state = dict(r18_state)
     del state["layer2.1.bn2.running_var"]

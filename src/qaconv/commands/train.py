@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from qaconv.config import TRAIN_FLAGS, TrainConfig, add_flags, flag_names, given, namer, read_yaml
+from qaconv.config import TRAIN_FLAGS, ModelConfig, TrainConfig, add_flags, flag_names, given, namer, read_yaml
 from qaconv.config.files import flatten
 from qaconv.config.presets import departures, recipe_config
 from qaconv.config.tree import coerce_options
@@ -53,6 +54,10 @@ def _saved_options(run_dir: RunDir) -> tuple[dict[str, Any], str]:
     raise QAConvError(f"--resume {run_dir.path}: not a run folder (no config.yaml and no checkpoint.pt)")
 
 
+#: Options a resumed run cannot change: its network, and the data set its sampler state belongs to.
+FIXED_ON_RESUME = (*(f"model.{f.name}" for f in dataclasses.fields(ModelConfig)), "data.dataset", "data.combine_all")
+
+
 def user_options(args: argparse.Namespace) -> dict[str, object]:
     """{dotted path: value} the user chose: the config file (or a resumed run's options), then the flags."""
     values: dict[str, object] = {}
@@ -64,8 +69,28 @@ def user_options(args: argparse.Namespace) -> dict[str, object]:
     else:
         mapping, name = {}, ""
     values.update(coerce_options(TrainConfig, flatten(TrainConfig, mapping, name), lambda path: f"{name}: {path}"))
-    values.update(coerce_options(TrainConfig, given(args), namer(TRAIN_NAMES)))
+    flags = coerce_options(TrainConfig, given(args), namer(TRAIN_NAMES))
+    if args.resume:
+        _refuse_fixed_changes(values, flags, args.resume)
+    values.update(flags)
     return values
+
+
+def _same_value(path: str, a: object, b: object) -> bool:
+    if path == "data.dataset" and os.path.exists(str(a)):  # one folder spelt two ways
+        return os.path.realpath(str(a)) == os.path.realpath(str(b))
+    return a == b
+
+
+def _refuse_fixed_changes(saved: dict[str, object], flags: dict[str, object], run: str) -> None:
+    """A flag that would change a resumed run's network or data set is an error naming it."""
+    for path in FIXED_ON_RESUME:
+        if path in flags and path in saved and not _same_value(path, flags[path], saved[path]):
+            raise QAConvError(
+                f"--resume {run}: {namer(TRAIN_NAMES)(path)} {flags[path]} differs from the run's {saved[path]}, and "
+                f"a run's network and data set cannot change; start a new run (--init-from {run} starts it from "
+                "this run's weights)"
+            )
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
@@ -93,16 +118,37 @@ def check_out_folder(out: Path) -> None:
         raise QAConvError(f"--out {out}: cannot write in {parent}")
 
 
-def check_before_work(config: TrainConfig, device: Any) -> None:
-    """What would otherwise fail after training: the test sets and the evaluation precision."""
+def check_initial_weights(config: TrainConfig) -> None:
+    """The files a new run starts from (--init-from, or the --pretrained backbone) must exist."""
+    from qaconv.models.resnet import model_name
+    from qaconv.models.weights import find_imagenet_checkpoint
+
+    m = config.model
+    if m.init_from:
+        path = Path(m.init_from).expanduser()
+        if not (path / "checkpoint.pt" if path.is_dir() else path).is_file():
+            raise QAConvError(f"--init-from {path}: checkpoint not found")
+    elif m.pretrained and m.pretrained.strip().lower() == "imagenet":
+        find_imagenet_checkpoint(model_name(m.arch, m.ibn))
+    elif m.pretrained and not Path(m.pretrained).expanduser().is_file():
+        raise QAConvError(f"--pretrained {m.pretrained}: weights file not found")
+
+
+def check_before_work(config: TrainConfig, device: Any, resume: bool = False) -> list[Any]:
+    """What would otherwise fail later: the precision, the first weights, the test sets (after training) and
+    the training images (in whatever epoch first reads a damaged one). Returns the training records."""
     from qaconv.device import amp_dtype
+    from qaconv.engine.assemble import open_training_set
     from qaconv.engine.evaluate import load_testset
 
     amp_dtype(config.optimization.amp, device)
+    if not resume:
+        check_initial_weights(config)
     if config.evaluation.dtype == "float16" and device.type != "cuda":
         raise QAConvError(f"--eval-dtype float16 needs a CUDA device (this is {device.type}); use float32 or bfloat16")
     for name in config.evaluation.testsets:
         load_testset(name, config.data.data_dir)
+    return open_training_set(config)
 
 
 def prepare_run_dir(out: Path, overwrite: bool) -> None:
@@ -143,9 +189,9 @@ def run(args: argparse.Namespace) -> int:
     ctx = init_distributed(config.run.device)
     finished = False
     try:
-        check_before_work(config, ctx.device)
+        records = check_before_work(config, ctx.device, resume=bool(args.resume))
         with _locked_on_main(out, ctx):
-            train_in(out, config, ctx, resume=bool(args.resume), overwrite=args.overwrite)
+            train_in(out, config, ctx, resume=bool(args.resume), overwrite=args.overwrite, records=records)
         finished = True
     finally:
         shutdown(ctx, finished)
@@ -172,8 +218,11 @@ def _locked_on_main(out: Path, ctx: Any) -> Any:
         lock.release()
 
 
-def train_in(out: Path, config: TrainConfig, ctx: Any, resume: bool, overwrite: bool) -> None:
-    """Train in the (locked) run folder `out`, then evaluate on the test sets."""
+def train_in(
+    out: Path, config: TrainConfig, ctx: Any, resume: bool, overwrite: bool, records: list[Any] | None = None
+) -> None:
+    """Train in the (locked) run folder `out` (on `records`: the checked training set), then evaluate on the
+    test sets."""
     from qaconv.engine.train import Trainer
 
     run_dir = RunDir(out)
@@ -185,7 +234,7 @@ def train_in(out: Path, config: TrainConfig, ctx: Any, resume: bool, overwrite: 
             overwrite = True
         if not resume:
             prepare_run_dir(out, overwrite)
-    trainer = Trainer.from_config(config, out, ctx, resume=resume)
+    trainer = Trainer.from_config(config, out, ctx, resume=resume, records=records)
     if ctx.is_main:
         print(describe_recipe(config), flush=True)
     if resume and trainer.schedule.finished(trainer.epoch) and ctx.is_main:

@@ -71,6 +71,14 @@ class DataConfig:
     max_size: float = option(
         0.8, "random occlusion: largest square side as a fraction of the width (0: off)", low=0, high=1
     )
+    skip_bad_images: bool = option(
+        False,
+        "leave out training images that cannot be read, with a warning naming them (default: refuse to start, "
+        "naming them)",
+    )
+    skip_unparsable: bool = option(
+        False, "leave out training images whose file names do not parse, with a warning (default: refuse to start)"
+    )
 
 
 @dataclass

@@ -9,6 +9,7 @@ Trainer. Experiments that need other parts build them the same way and call the 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 from qaconv.config import TrainConfig, save_config
 from qaconv.data import open_dataset
 from qaconv.data.loader import EpochLoader, ImageDataset, seed_everything
+from qaconv.data.readable import describe, unreadable_images
 from qaconv.data.samplers import build_sampler
 from qaconv.data.transforms import build_train_transform
 from qaconv.device import amp_dtype, half_on_cuda
@@ -68,13 +70,25 @@ def representative_extractor(model: nn.Module, records: list[Any], config: Train
 
 
 def open_training_set(config: TrainConfig) -> list[Any]:
-    dataset = open_dataset(config.data.dataset, config.data.data_dir, config.data.combine_all)
+    """The training records of `config`'s data set, every image checked readable (a header parse, `qaconv.data.
+    readable`) so that a damaged file stops the run before its first epoch, or, with skip_bad_images, is left
+    out with a warning naming it."""
+    d = config.data
+    dataset = open_dataset(d.dataset, d.data_dir, d.combine_all, skip_unparsable=d.skip_unparsable)
     records = dataset.train
     if not records:
-        raise QAConvError(f"data set {config.data.dataset} has no training images")
+        raise QAConvError(f"data set {d.dataset} has no training images")
+    bad = unreadable_images([r.path for r in records])
+    if bad:
+        message = describe(bad, len(records), "training images")
+        if not d.skip_bad_images:
+            raise QAConvError(f"{message}; remove or replace them, or pass --skip-bad-images to train without them")
+        warnings.warn(f"{message}; training without them (--skip-bad-images)", UserWarning, stacklevel=2)
+        skipped = {path for path, _ in bad}
+        records = [r for r in records if r.path not in skipped]
     if len({r.pid for r in records}) < 2:
         raise QAConvError(
-            f"data set {config.data.dataset} has only one training identity: metric learning needs at least two "
+            f"data set {d.dataset} has only one training identity: metric learning needs at least two "
             "(a batch without negatives teaches nothing)"
         )
     return records
@@ -103,11 +117,13 @@ def build_trainer(
     callbacks: list[Callback] | None = None,
     neighbors_fn: Any = None,
     guard: TrainingGuard | None | str = "config",
+    records: list[Any] | None = None,
 ) -> Trainer:
     """A Trainer for `config` that writes `run_dir` (None: nothing is written), continuing its checkpoint
-    when `resume`. For experiments: `callbacks` replaces the run-folder callbacks, `neighbors_fn` the graph
-    sampler's QAConv neighbours (qaconv.engine.neighbors has an embedding alternative) and `guard` the
-    guard that `config` describes (None: no guard)."""
+    when `resume`. `records`: the training set when the caller opened it already (`open_training_set`). For
+    experiments: `callbacks` replaces the run-folder callbacks, `neighbors_fn` the graph sampler's QAConv
+    neighbours (qaconv.engine.neighbors has an embedding alternative) and `guard` the guard that `config`
+    describes (None: no guard)."""
     ctx = ctx or DistContext()
     device = ctx.device
     autocast = amp_dtype(config.optimization.amp, device)
@@ -115,7 +131,7 @@ def build_trainer(
     torch.backends.cudnn.benchmark = not config.run.deterministic
     if config.run.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
-    records = open_training_set(config)
+    records = open_training_set(config) if records is None else records
     model, matcher = _initial_model(config, resume)
     model.to(device)
     matcher.to(device)
@@ -167,7 +183,7 @@ def build_trainer(
         max_iters_per_epoch=config.schedule.max_iters_per_epoch,
     )
     if resume:
-        _resume(trainer, RunDir(run_dir).checkpoint, config.schedule.max_epochs)
+        _resume(trainer, RunDir(run_dir).checkpoint, config)
     return trainer
 
 
@@ -182,12 +198,16 @@ def _initial_model(config: TrainConfig, resume: bool) -> tuple[nn.Module, QAConv
     return model, matcher
 
 
-def _resume(trainer: Trainer, path: Path, max_epochs: int) -> None:
+def _resume(trainer: Trainer, path: Path, config: TrainConfig) -> None:
     payload = read_checkpoint(path)
     missing = [k for k in ("optimizer", "schedule", "sampler", "rng", "epoch") if k not in payload]
     if missing:
         raise QAConvError(f"{path} cannot be resumed: it lacks {', '.join(missing)} (not a training checkpoint)")
+    saved, wanted = payload["model_config"], dataclasses.asdict(config.model.network())
+    differ = [f"{key} {saved.get(key)!r} there, {v!r} here" for key, v in wanted.items() if saved.get(key) != v]
+    if differ:
+        raise QAConvError(f"{path} holds another network than the run's options describe ({', '.join(differ)})")
     load_state(trainer.model, payload["model"], f"{path} model")
     load_state(trainer.matcher, payload["matcher"], f"{path} matcher")
     trainer.load_state_dict(payload)
-    trainer.schedule.set_max_epochs(max_epochs)
+    trainer.schedule.set_max_epochs(config.schedule.max_epochs)

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from qaconv.checksum import verify
 from qaconv.config import ModelConfig
 from qaconv.errors import QAConvError
 from qaconv.io import atomic_torch_save
@@ -46,13 +47,23 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a qaconv checkpoint onto the CPU, checking that it has the keys a checkpoint must have."""
-    path = resolve_checkpoint(path)
+def _load_file(path: Path, source: str) -> Any:
+    """torch.load a checkpoint file onto the CPU after checking its sha256 checksum (`qaconv.checksum`;
+    files saved without one load unchecked); `source` names it in errors."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        verify(path)
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except QAConvError:
+        raise
     except Exception as exc:
-        raise QAConvError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+        reason = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:200]  # torch adds paragraphs of advice
+        raise QAConvError(f"{source} is not a readable checkpoint ({type(exc).__name__}: {reason})") from exc
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a qaconv checkpoint onto the CPU, checking its checksum and the keys a checkpoint must have."""
+    path = resolve_checkpoint(path)
+    payload = _load_file(path, str(path))
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         keys = ", ".join(sorted(map(str, payload))[:6]) if isinstance(payload, dict) else type(payload).__name__
         hint = " (a published-code checkpoint? use --init-from to import it)" if _is_published(payload) else ""
@@ -174,10 +185,7 @@ def load_initial_weights(path: str | Path, model: FeatureMapNet, matcher: QAConv
             raise QAConvError(f"{source}: no {LAST} in that folder (is it a qaconv run folder?)")
     elif not path.is_file():
         raise QAConvError(f"{source}: checkpoint not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise QAConvError(f"{source}: not a readable checkpoint ({type(exc).__name__})") from exc
+    payload = _load_file(path, source)
     if _is_published(payload):
         import_published_checkpoint(payload, model, matcher, source)
     elif isinstance(payload, dict) and payload.get("format") == FORMAT:

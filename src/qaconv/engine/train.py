@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -173,12 +174,28 @@ class Trainer:
             group.setdefault("base_lr", group["lr"])  # checkpoints written before lr warm-up existed
         self.scaler.load_state_dict(state["scaler"])
         self.schedule.load_state_dict(state["schedule"])
-        self.sampler.load_state_dict(state["sampler"])
+        self._load_sampler_state(state["sampler"], int(state["epoch"]))
         restore_rng(state["rng"])
         self.epoch = int(state["epoch"])
         self.iteration = int(state.get("iteration", 0))
         self.history = list(state.get("history", []))
         self.best_loss = float(state.get("best_loss", float("inf")))
+
+    def _load_sampler_state(self, state: dict[str, Any], epoch: int) -> None:
+        """The sampler's cursors; when the training images changed since (files added, or removed after
+        they became unreadable), the sampler starts afresh instead, with a warning: the run goes on, but no
+        longer repeats an uninterrupted one exactly."""
+        if self.sampler.same_labels(state):
+            self.sampler.load_state_dict(state)
+            return
+        before = f"{len(state['lists'])} images of {len(state['cursors'])} ids"
+        now = f"{self.sampler.num_samples} of {self.sampler.num_classes}"
+        warnings.warn(
+            f"the training images changed since epoch {epoch} was saved ({before} then, {now} now): the batch "
+            "sampler starts afresh, so the run continues but will not repeat an uninterrupted one exactly",
+            UserWarning,
+            stacklevel=3,
+        )
 
     # ----------------------------------------------------------------------------------------- training
 

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from qaconv.errors import QAConvError
 from qaconv.io import check_output_folder, folder_swap
+from qaconv.lock import FolderLock
 from qaconv.matching import EvalScorer
 
 if TYPE_CHECKING:
@@ -124,18 +125,20 @@ def export_model(reid: ReID, fmt: str, out: str | os.PathLike, *, overwrite: boo
 
     The exported files run on the CPU in float32. Each export is checked against the PyTorch model on
     random inputs (`max_abs_diff`; None for ONNX without onnxruntime); non-finite outputs are refused.
-    An earlier export in `out` is replaced only with `overwrite`, and only once the new one is checked.
+    An earlier export in `out` is replaced only with `overwrite`, and only once the new one is checked;
+    `out` is locked meanwhile (a second export into it refuses at once).
     """
     if fmt not in FORMATS:
         raise QAConvError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if fmt == "onnx":
         require_onnx()
-    out = check_export_out(out, overwrite)
-    with folder_swap(out) as folder:
-        files = {name: folder / f"{name}{_SUFFIX[fmt]}" for name in (EXTRACTOR, MATCHER)}
-        diffs = _export_and_check(reid, fmt, files)
-        record = _record(reid, fmt, files, diffs)
-        (folder / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    with FolderLock.beside(out, "qaconv export"):
+        out = check_export_out(out, overwrite)
+        with folder_swap(out) as folder:
+            files = {name: folder / f"{name}{_SUFFIX[fmt]}" for name in (EXTRACTOR, MATCHER)}
+            diffs = _export_and_check(reid, fmt, files)
+            record = _record(reid, fmt, files, diffs)
+            (folder / RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 

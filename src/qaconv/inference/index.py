@@ -17,6 +17,7 @@ complete (`qaconv.io.folder_swap`), so a crash never leaves a half index and nev
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -31,6 +32,7 @@ from torch import Tensor
 
 from qaconv.errors import QAConvError
 from qaconv.io import check_output_folder, folder_swap
+from qaconv.lock import FolderLock
 
 FORMAT = "qaconv-index/1"
 MANIFEST = "manifest.json"
@@ -141,13 +143,15 @@ def write_index(
     """Yield an `IndexWriter` for at most `capacity` entries; when the block ends the index replaces `out`.
 
     The folder is written under a hidden name beside `out`; an exception (or Ctrl-C) in the block
-    removes it and leaves `out` as it was. `manifest` holds the fields that describe the model.
+    removes it and leaves `out` as it was. `out` is locked meanwhile (`FolderLock.beside`): a second
+    build of the same index refuses at once. `manifest` holds the fields that describe the model.
     """
-    out = check_index_out(out, overwrite)
-    with folder_swap(out) as folder:
-        writer = IndexWriter(folder, capacity, map_shape)
-        yield writer
-        writer.finish(manifest)
+    with FolderLock.beside(out, "qaconv index build"):
+        out = check_index_out(out, overwrite)
+        with folder_swap(out) as folder:
+            writer = IndexWriter(folder, capacity, map_shape)
+            yield writer
+            writer.finish(manifest)
 
 
 class IndexWriter:
@@ -161,6 +165,7 @@ class IndexWriter:
         self.map_shape = tuple(map_shape)
         shape = (capacity, *self.map_shape)
         self._maps = np.lib.format.open_memmap(folder / MAPS, mode="w+", dtype=np.float16, shape=shape)
+        _reserve(folder / MAPS)
         self._descriptors = np.empty((capacity, self.map_shape[0]), dtype=np.float32)
         self.paths: list[str] = []
         self.skipped: list[str] = []
@@ -199,10 +204,24 @@ class IndexWriter:
         (self.folder / MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
 
 
+def _reserve(path: Path) -> None:
+    """Allocate the disk blocks of a (sparse) memory-mapped file now: a full disk is then an OSError here,
+    not a SIGBUS that kills the process when a page of the map is written."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise
+    finally:
+        os.close(fd)
+
+
 def _shrink(path: Path, maps: np.memmap, count: int, block: int = 4096) -> None:
     """Rewrite a memory-mapped .npy with only its first `count` entries."""
     smaller = path.with_name(f"{path.stem}.shrunk.npy")
     out = np.lib.format.open_memmap(smaller, mode="w+", dtype=maps.dtype, shape=(count, *maps.shape[1:]))
+    _reserve(smaller)
     for start in range(0, count, block):
         out[start : start + block] = maps[start : min(start + block, count)]
     out.flush()

@@ -7,6 +7,8 @@ names the file, the folder to put it in and the URL it comes from.
 from __future__ import annotations
 
 import os
+import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -27,6 +29,7 @@ __all__ = [
 ]
 
 _TV = "https://download.pytorch.org/models/"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # torch colours parts of its messages
 _IBN = "https://github.com/XingangPan/IBN-Net/releases/download/v1.0/"
 
 #: model name -> (file name, URL) of the public ImageNet checkpoint (torchvision IMAGENET1K_V1, IBN-Net v1.0).
@@ -81,8 +84,9 @@ def find_imagenet_checkpoint(name: str, download: bool = False) -> Path:
     target = folder / file
     if not download:
         raise QAConvError(
-            f"ImageNet weights for {name} not found: put {file} (from {url}) into {folder}{os.sep}, "
-            f"give the file's path instead, or pass download=True"
+            f"ImageNet weights for {name} not found: put {file} (from {url}) into {folder}{os.sep} or give the "
+            f"file's path (--pretrained FILE), or train from random weights (--pretrained none); in Python, "
+            f"download=True fetches the file"
         )
     folder.mkdir(parents=True, exist_ok=True)
     # torchvision's file names carry a SHA-256 prefix that torch.hub can check; IBN-Net's are not documented as such.
@@ -107,7 +111,13 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if _is_qaconv_checkpoint(path):
+            raise QAConvError(
+                f"{path} is a qaconv checkpoint, not backbone weights: to start from that model use --init-from "
+                f"{path} (init_from=) instead of --pretrained"
+            ) from None
+        text = _ANSI.sub("", str(exc)).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
         raise QAConvError(f"{path} is not a readable torch checkpoint of tensors: {first}") from exc
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
@@ -121,6 +131,17 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     return state
+
+
+def _is_qaconv_checkpoint(path: Path) -> bool:
+    """Whether `path` is a torch zip archive whose pickle names the qaconv checkpoint format (read without
+    unpickling anything)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickle_name = next((n for n in archive.namelist() if n.endswith("/data.pkl")), None)
+            return pickle_name is not None and b"qaconv-checkpoint/" in archive.read(pickle_name)
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def _variant_of(keys) -> str:

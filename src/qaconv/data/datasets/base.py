@@ -281,18 +281,26 @@ def find_dataset_root(name: str, data_dir: str | os.PathLike) -> str | None:
     return None
 
 
-def open_dataset(name_or_path: str, data_dir: str | os.PathLike = "data", combine_all: bool = False) -> ReIDDataset:
+def open_dataset(
+    name_or_path: str, data_dir: str | os.PathLike = "data", combine_all: bool = False, *, skip_unparsable: bool = False
+) -> ReIDDataset:
     """A data set given on the command line: a registered name found under `data_dir`, or a path.
 
     A path (an existing folder) is read as a Market-1501-style folder (`folder` format), or as the
     `csv` format when it holds train/query/gallery .csv files or is a .csv file itself.
     """
     path = os.path.expanduser(os.fspath(name_or_path))
+    options = {"combine_all": combine_all, "skip_unparsable": skip_unparsable}
     if os.path.isdir(path) or os.path.isfile(path):
         is_csv = path.endswith(".csv") or any(
             os.path.isfile(os.path.join(path, f"{split}.csv")) for split in ("train", "query", "gallery")
         )
-        return create_dataset("csv" if is_csv else "folder", path, combine_all=combine_all)
+        return create_dataset("csv" if is_csv else "folder", path, **options)
+    if os.sep in path or "/" in path or path.startswith(".") or path.lower().endswith((".csv", ".txt")):
+        raise QAConvError(
+            f"data set not found: {os.path.abspath(path)} does not exist (give a folder, a CSV file or the name "
+            f"of a data set under the data dir; see {DOCS})"
+        )
     spec = get_dataset_spec(name_or_path)
     root = find_dataset_root(spec.name, data_dir)
     if root is None:
@@ -300,7 +308,7 @@ def open_dataset(name_or_path: str, data_dir: str | os.PathLike = "data", combin
             f"data set {spec.name} not found under {os.path.abspath(os.fspath(data_dir))} "
             f"(looked for {', '.join(spec.folders)}); expected {spec.layout} (see {DOCS})"
         )
-    return create_dataset(spec.name, root, combine_all=combine_all)
+    return create_dataset(spec.name, root, **options)
 
 
 # --------------------------------------------------------------------------------------- parse helpers
@@ -320,4 +328,7 @@ def report_unparsable(dataset: str, bad: Sequence[str], expected: str, skip: boo
     if skip:
         warnings.warn(f"{msg}; skipped", UserWarning, stacklevel=3)
         return
-    raise QAConvError(f"{msg}; rename or remove them, or pass skip_unparsable=True (see {DOCS})")
+    raise QAConvError(
+        f"{msg}; rename or remove them, or skip them (qaconv train --skip-unparsable; skip_unparsable=True in "
+        f"Python; see {DOCS})"
+    )

@@ -21,6 +21,7 @@ import os
 from qaconv.data.datasets.base import DOCS, Record, ReIDDataset, register_dataset, relabel_sorted
 from qaconv.data.datasets.market1501 import MARKET_SPLITS, load_market_style
 from qaconv.errors import QAConvError
+from qaconv.io import list_images
 
 
 @register_dataset(
@@ -36,9 +37,27 @@ def load_folder(root: str, *, combine_all: bool = False, skip_unparsable: bool =
             f"no Market-style split folder in {root}: expected at least one of "
             f"{', '.join(s + '/' for s in MARKET_SPLITS.values())} (see {DOCS})"
         )
+    _refuse_nested_images(root)
     ds = load_market_style(root, "folder", time_mode="auto", skip_unparsable=skip_unparsable, optional_splits=True)
     ds.name = os.path.basename(root.rstrip(os.sep)) or "folder"
     return ds
+
+
+def _refuse_nested_images(root: str) -> None:
+    """A split folder with no images of its own but images in sub-folders (one folder per person, the
+    ImageFolder layout) would silently give an empty split: say so."""
+    for sub in MARKET_SPLITS.values():
+        folder = os.path.join(root, sub)
+        if not os.path.isdir(folder) or list_images(folder):
+            continue
+        nested = sorted(e.name for e in os.scandir(folder) if e.is_dir() and list_images(e.path))
+        if nested:
+            shown = ", ".join(nested[:3]) + (", ..." if len(nested) > 3 else "")
+            raise QAConvError(
+                f"{folder} holds images only in sub-folders ({shown}), which are not read: put the files directly "
+                f"in {sub}/, named like 0002_c1_0001.jpg "
+                f"(pid_cCAMERA...); one folder per person (the ImageFolder layout) is not supported (see {DOCS})"
+            )
 
 
 _COLUMNS = ("path", "pid", "camid", "time")
@@ -51,6 +70,11 @@ def read_csv_split(csv_path: str) -> tuple[list[Record], bool]:
     with open(csv_path, encoding="utf-8", newline="") as f:
         lines = f.read().splitlines()
     first = next((ln for ln in lines if ln.strip()), "")
+    if ";" in first and not any(sep in first for sep in ",\t"):
+        raise QAConvError(
+            f"{csv_path}:1: the fields are separated by ';'; separate path,pid,camid[,time] with commas, tabs or "
+            f"spaces (see {DOCS})"
+        )
     if "," in first:
         reader = csv.reader(lines, delimiter=",", skipinitialspace=True)
     elif "\t" in first:

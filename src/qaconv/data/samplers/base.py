@@ -82,6 +82,10 @@ class ClassBatchSampler(Sampler[list[int]], abc.ABC):
     def num_classes(self) -> int:
         return self._lists.num_classes
 
+    @property
+    def num_samples(self) -> int:
+        return self._lists.num_samples
+
     @abc.abstractmethod
     def num_batches(self) -> int:
         """Batches in the current epoch, all ranks together (before the distributed padding)."""
@@ -127,6 +131,10 @@ class ClassBatchSampler(Sampler[list[int]], abc.ABC):
             "lists": torch.from_numpy(self._lists.lists.copy()),
             "cursors": torch.from_numpy(self._lists.cursors.copy()),
         }
+
+    def same_labels(self, state: dict[str, Any]) -> bool:
+        """Whether `state` (a `state_dict()`) was taken with these labels, so that it can be loaded."""
+        return state.get("labels_digest") == self._lists.digest
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore `state_dict()` output (taken with the same labels; rank and world size may differ)."""
