@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from qaconv.matching import EvalScorer, QAConv, locations_by_row, pair_scores
-from tests.matching.test_qaconv import REF, assert_close_rel, random_maps, reference_matcher
+from tests.matching.conftest import REF, assert_close_rel, random_maps, reference_matcher
 
 
 def trained_matcher(seed: int = 0) -> QAConv:
