@@ -1,5 +1,4 @@
 import json
-import math
 
 import pytest
 import torch
@@ -8,43 +7,10 @@ import yaml
 from qaconv.cli import main
 from qaconv.commands.train import prepare_run_dir
 from qaconv.config import TrainConfig, config_from_dict, load_config, save_config
-from qaconv.data.synthetic import generate
-from qaconv.engine.checkpoint import load_model, read_checkpoint
+from qaconv.engine.checkpoint import read_checkpoint
 from qaconv.engine.train import Trainer
 from qaconv.errors import QAConvError
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    generate(root / "A", num_ids=16, num_cams=3, seed=0, style="A", images_per_id=6, height=64, width=32, workers=1)
-    generate(root / "B", num_ids=12, num_cams=3, seed=1, style="B", images_per_id=6, height=64, width=32, workers=1)
-    return root
-
-
-def tiny_config(synth, **overrides) -> TrainConfig:
-    values = dict(
-        dataset=str(synth / "A"),
-        testsets=[],
-        workers=0,
-        arch="resnet18",
-        ibn="b",
-        final_layer="layer2",
-        neck=8,
-        height=32,
-        width=16,
-        pretrained=None,
-        batch_size=8,
-        num_instances=2,
-        lr=0.01,
-        max_epochs=3,
-        step_factor=2,
-        max_iters_per_epoch=3,
-        eval_batch=16,
-        device="cpu",
-    )
-    values.update(overrides)
-    return config_from_dict(TrainConfig, values)
+from tests.engine.conftest import tiny_config
 
 
 def first_batch(trainer):
@@ -86,21 +52,6 @@ def test_resume_after_interruption_equals_a_straight_run(synth, tmp_path, monkey
         torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
     for group_a, group_b in zip(straight.optimizer.param_groups, resumed.optimizer.param_groups, strict=True):
         assert group_a["lr"] == group_b["lr"]
-
-
-def test_run_folder_records(synth, tmp_path):
-    run_dir = tmp_path / "run"
-    trainer = Trainer.from_config(tiny_config(synth, max_epochs=2, step_factor=1), run_dir, quiet=True)
-    history = trainer.fit()
-    assert [h["epoch"] for h in history] == [1, 2]
-    assert history[0]["decayed"] and not history[1]["decayed"]
-    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [line["epoch"] for line in lines] == [1, 2]
-    assert math.isclose(lines[1]["lr"][-1], 0.001)
-    assert (run_dir / "training_curves.png").stat().st_size > 0
-    assert yaml.safe_load((run_dir / "config.yaml").read_text())["sampler"]["batch_size"] == 8
-    model, matcher, config = load_model(run_dir / "best.pt")
-    assert (config.height, config.width, matcher.locations) == (32, 16, 8)
 
 
 def test_config_round_trip(tmp_path):
@@ -211,15 +162,3 @@ def test_fp16_resume_on_cuda_restores_the_grad_scaler(synth, tmp_path):
     assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in straight.history], rel=1e-5)
     for name, value in straight.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=1e-4, atol=1e-5, msg=name)
-
-
-def test_tensorboard_scalars_are_written_when_tensorboard_is_installed(synth, tmp_path):
-    pytest.importorskip("tensorboard")
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    run_dir = tmp_path / "run"
-    Trainer.from_config(tiny_config(synth, max_epochs=2, max_iters_per_epoch=1), run_dir, quiet=True).fit()
-    events = EventAccumulator(str(run_dir / "tensorboard"))
-    events.Reload()
-    assert {"train/loss", "train/acc", "train/lr", "train/images_per_s"} <= set(events.Tags()["scalars"])
-    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]

@@ -215,3 +215,30 @@ def test_depth_mismatch(tmp_path, r18_state):
     torch.save(r18_state, path)
     with pytest.raises(QAConvError, match="missing key"):
         FeatureMapNet("resnet34", ibn=None, pretrained=path)
+
+
+def test_no_source_leaves_the_model_as_it_is():
+    model = build_resnet(18)
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    for source in (None, False):
+        assert load_pretrained(model, source) is model
+    _assert_loaded(model, before)
+
+
+def test_imagenet_weights_for_a_model_without_a_depth_need_a_name():
+    with pytest.raises(QAConvError, match=r"needs name= for a model without \.depth"):
+        load_pretrained(torch.nn.Linear(2, 2), "imagenet")
+
+
+def test_a_failed_download_is_a_one_line_error(hub, monkeypatch):
+    calls = []
+
+    def offline(url, dst, hash_prefix=None, progress=True):
+        calls.append(hash_prefix)
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    url = PUBLIC_CHECKPOINTS["resnet18_ibn_a"][1]
+    with pytest.raises(QAConvError, match=f"could not download {url} to .*: network is unreachable$"):
+        find_imagenet_checkpoint("resnet18_ibn_a", download=True)
+    assert calls == [None]  # IBN-Net's file names carry no documented hash
