@@ -44,8 +44,8 @@ from benchmarks.common import machine, save
 from qaconv.config import recipe_config
 from qaconv.config.presets import DEMO
 from qaconv.data import open_dataset
-from qaconv.data.synthetic import generate
 from qaconv.engine.checkpoint import state_fingerprint
+from qaconv.engine.demo import ensure_synthetic_set
 from qaconv.engine.evaluate import EvalOptions, evaluate_dataset
 from qaconv.engine.features import extract_feature_maps
 from qaconv.engine.train import Trainer
@@ -71,16 +71,6 @@ class Setting:
 
 
 # ------------------------------------------------------------------------------------------------------ data
-
-
-def ensure_data(folder: Path, num_ids: int, style: str, seed: int) -> Path:
-    """A synthetic set at the network's input size, generated once (its meta.json is the cache key)."""
-    meta = folder / "meta.json"
-    wanted = {"num_ids": num_ids, "style": style, "seed": seed, "height": 64, "width": 32}
-    if not meta.is_file() or any(json.loads(meta.read_text()).get(k) != v for k, v in wanted.items()):
-        print(f"generating synthetic style {style}: {num_ids} identities -> {folder}", flush=True)
-        generate(folder, num_ids=num_ids, num_cams=4, seed=seed, style=style, height=64, width=32, overwrite=True)
-    return folder
 
 
 def sibling_matrix(train_records: list[Any], meta_path: Path) -> np.ndarray:
@@ -369,8 +359,8 @@ def main() -> None:
     )
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    ensure_data(out / "A", num_ids, "A", seed=0)
-    ensure_data(out / "B", test_ids, "B", seed=1)
+    ensure_synthetic_set(out / "A", num_ids, "A", seed=0, height=64, width=32)
+    ensure_synthetic_set(out / "B", test_ids, "B", seed=1, height=64, width=32)
     train = open_dataset(str(out / "A")).train
     siblings = sibling_matrix(train, out / "A" / "meta.json")
     evaluate = StyleBEvaluator(out / "B", args.workers)

@@ -63,14 +63,19 @@ def demo_config(data: Path, size: DemoSize, device: str = "auto", workers: int =
 
 
 def ensure_demo_data(data: Path, num_ids: int, seed: int, height: int, width: int) -> None:
-    """Generate both styles once; later runs reuse them while their meta.json matches."""
+    """Generate both styles once (style B with seed + 1); later runs reuse them while their meta.json matches."""
+    for style in ("A", "B"):
+        ensure_synthetic_set(data / f"synth-{style}", num_ids, style, seed + (style == "B"), height, width)
+
+
+def ensure_synthetic_set(folder: Path, num_ids: int, style: str, seed: int, height: int, width: int) -> Path:
+    """A synthetic set with 4 cameras in `folder`, generated unless its meta.json already records these options."""
     from qaconv.data.synthetic import generate
 
-    for style in ("A", "B"):
-        folder = data / f"synth-{style}"
-        meta = folder / "meta.json"
-        wanted = {"num_ids": num_ids, "style": style, "seed": seed + (style == "B"), "height": height, "width": width}
-        if not meta.is_file() or any(json.loads(meta.read_text()).get(k) != v for k, v in wanted.items()):
-            print(f"generating synthetic style {style}: {num_ids} identities -> {folder}", flush=True)
-            generate(folder, num_ids=num_ids, num_cams=4, seed=wanted["seed"], style=style, height=height,
-                     width=width, overwrite=True)  # fmt: skip
+    meta = folder / "meta.json"
+    wanted = {"num_ids": num_ids, "style": style, "seed": seed, "height": height, "width": width}
+    if not meta.is_file() or any(json.loads(meta.read_text()).get(k) != v for k, v in wanted.items()):
+        print(f"generating synthetic style {style}: {num_ids} identities -> {folder}", flush=True)
+        generate(folder, num_ids=num_ids, num_cams=4, seed=seed, style=style, height=height, width=width,
+                 overwrite=True)  # fmt: skip
+    return folder
