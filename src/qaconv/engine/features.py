@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from qaconv.data.loader import ImageDataset, make_loader
 from qaconv.data.transforms import build_test_transform
+from qaconv.device import amp_dtype
 
 
 def autocast_context(device: torch.device, dtype: torch.dtype | None):
@@ -48,8 +49,8 @@ def feature_map_batches(
     when stderr is a terminal (None: no bar).
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    if autocast_dtype is None and device.type == "cuda":
-        autocast_dtype = torch.float16
+    if autocast_dtype is None:
+        autocast_dtype = amp_dtype("auto", device)  # the one precision policy: float16 on CUDA, off elsewhere
     loader = make_loader(dataset, batch_size=batch_size, num_workers=num_workers, device=device)
     was_training = model.training
     model.eval()
