@@ -9,6 +9,7 @@ import pytest
 
 from qaconv.cli import main
 from qaconv.data.synthetic import generate
+from qaconv.engine.checkpoint import read_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +126,17 @@ def train_images(root):
     return sorted((root / "A" / "bounding_box_train").glob("*.jpg"))
 
 
-def test_unreadable_training_images_stop_the_run_before_any_work_or_are_skipped(data, tmp_path, capsys):
+def print_warnings(monkeypatch):
+    """Show warnings on stderr as the CLI formats them (pytest records them otherwise)."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    monkeypatch.setattr(warnings, "showwarning", show)
+
+
+def test_unreadable_training_images_stop_the_run_before_any_work_or_are_skipped(data, tmp_path, capsys, monkeypatch):
     mine = copy_of(data, tmp_path)
     images = train_images(mine)
     images[3].write_bytes(images[3].read_bytes()[:300])  # truncated
@@ -136,13 +147,14 @@ def test_unreadable_training_images_stop_the_run_before_any_work_or_are_skipped(
     assert err.startswith(f"qaconv train: error: 2 of {len(images)} training images cannot be read: {images[3]} (")
     assert f"{images[7]} (not an image file); remove or replace them, or pass --skip-bad-images" in err
     assert err.count("\n") == 1 and not out.exists()  # refused before the run folder was made
+    print_warnings(monkeypatch)
     assert main(train_args(mine, out, "--testsets", "", "--max-epochs", "1", "--skip-bad-images")) == 0
     err = capsys.readouterr().err
     assert f"qaconv train: warning: 2 of {len(images)} training images cannot be read: {images[3]}" in err
     assert "training without them (--skip-bad-images)" in err
 
 
-def test_resume_goes_on_after_damaged_images_are_removed_and_refuses_a_new_network(data, tmp_path, capsys):
+def test_resume_goes_on_after_damaged_images_are_removed_and_refuses_a_new_network(data, tmp_path, capsys, monkeypatch):
     mine = copy_of(data, tmp_path)
     out = tmp_path / "run"
     assert main(train_args(mine, out, "--testsets", "", "--max-epochs", "1")) == 0
@@ -155,6 +167,13 @@ def test_resume_goes_on_after_damaged_images_are_removed_and_refuses_a_new_netwo
         f"--resume {out}: --neck 16 differs from the run's 8, and a run's network and data set cannot change",
     )
     images[0].unlink()
+    payload = read_checkpoint(out / "checkpoint.pt")
+    save_checkpoint({**payload, "model_config": {**payload["model_config"], "neck": 16}}, out / "other.pt")
+    (out / "checkpoint.pt").rename(out / "mine.pt")
+    (out / "other.pt").rename(out / "checkpoint.pt")  # another network's checkpoint copied into the run
+    one_line_error(capsys, main(["train", "--resume", str(out)]), "holds another network than the run's options")
+    (out / "mine.pt").replace(out / "checkpoint.pt")
+    print_warnings(monkeypatch)
     assert main(["train", "--resume", str(out), "--max-epochs", "2"]) == 0
     err = capsys.readouterr().err
     assert f"training images changed since epoch 1 was saved ({len(images)} images of 8 ids then, " in err

@@ -16,10 +16,21 @@ TINY.update(step_factor=1, workers=0, device="cpu", eval_batch=16, testsets=[])
 
 
 def torchrun(*args: str) -> None:
+    """`torchrun --standalone --nproc_per_node 2 -m qaconv train ARGS`; its output is shown when it fails. The
+    time limit only catches a hang: a busy shared machine can make the two processes 20x slower."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     cmd += ["-m", "qaconv", "train", *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env=env)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"torchrun hung; its output so far:\n{_tail(exc.stdout, 2000)}\n{_tail(exc.stderr, 3000)}")
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _tail(output: str | bytes | None, size: int) -> str:
+    text = output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+    return text[-size:]
 
 
 def flags(config: dict) -> list[str]:
