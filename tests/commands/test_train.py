@@ -9,6 +9,7 @@ import pytest
 
 from qaconv.cli import main
 from qaconv.data.synthetic import generate
+from qaconv.engine.checkpoint import read_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +167,12 @@ def test_resume_goes_on_after_damaged_images_are_removed_and_refuses_a_new_netwo
         f"--resume {out}: --neck 16 differs from the run's 8, and a run's network and data set cannot change",
     )
     images[0].unlink()
+    payload = read_checkpoint(out / "checkpoint.pt")
+    save_checkpoint({**payload, "model_config": {**payload["model_config"], "neck": 16}}, out / "other.pt")
+    (out / "checkpoint.pt").rename(out / "mine.pt")
+    (out / "other.pt").rename(out / "checkpoint.pt")  # another network's checkpoint copied into the run
+    one_line_error(capsys, main(["train", "--resume", str(out)]), "holds another network than the run's options")
+    (out / "mine.pt").replace(out / "checkpoint.pt")
     print_warnings(monkeypatch)
     assert main(["train", "--resume", str(out), "--max-epochs", "2"]) == 0
     err = capsys.readouterr().err

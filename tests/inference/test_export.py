@@ -126,3 +126,18 @@ def test_a_second_export_into_a_locked_folder_refuses_at_once(reid, tmp_path):
     with FolderLock.beside(tmp_path / "ts", "qaconv export"), refused:
         export_model(reid, "torchscript", tmp_path / "ts")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_stops_an_export_with_one_line_and_keeps_the_earlier_one(reid, tmp_path, monkeypatch):
+    export_model(reid, "torchscript", tmp_path / "ts")
+    earlier = {p.name: p.read_bytes() for p in (tmp_path / "ts").iterdir()}
+
+    def no_space(module, f):  # what writing to a full disk raises (a path made torch abort the process)
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch.jit, "save", no_space)
+    with pytest.raises(QAConvError, match=r"cannot write .*ts: the disk is full .*; the previous ts is kept"):
+        export_model(reid, "torchscript", tmp_path / "ts", overwrite=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "ts").iterdir()} == earlier
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ts"]

@@ -65,8 +65,11 @@ def _examples(reid: ReID) -> tuple[Tensor, Tensor, Tensor]:
 
 def _export_torchscript(model: nn.Module, matcher: EvalScorer, images: Tensor, files: dict[str, Path]) -> None:
     # check_trace off: export_model compares the saved file with the model anyway
-    torch.jit.save(torch.jit.trace(model, images, check_trace=False), str(files[EXTRACTOR]))
-    torch.jit.save(torch.jit.script(matcher), str(files[MATCHER]))
+    modules = {EXTRACTOR: torch.jit.trace(model, images, check_trace=False), MATCHER: torch.jit.script(matcher)}
+    for name, module in modules.items():
+        # through a Python file: saved to a path, a full disk aborts the process inside torch's writer
+        with open(files[name], "wb") as f:
+            torch.jit.save(module, f)
 
 
 def _export_onnx(
