@@ -8,6 +8,7 @@ flags on the command line override the config file; `given(args)` returns them a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable, Iterable
 
 from qaconv.config.options import base_type, spec_of
@@ -68,6 +69,8 @@ def add_flags(
         spec = spec_of(field)
         default = get_path(defaults, path)
         shown = ",".join(default) if isinstance(default, list) else "none" if default is None else default
+        if spec.shown and field.default_factory is not dataclasses.MISSING and default == field.default_factory():
+            shown = spec.shown
         listed = spec.choices and not all(choice in spec.help for choice in spec.choices)
         text = spec.help + (f" ({', '.join(spec.choices)})" if listed else "") + f" (default: {shown})"
         plain, _ = base_type(kind)

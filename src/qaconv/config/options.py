@@ -24,18 +24,23 @@ _NONE = ("none", "null", "~", "")
 
 @dataclass(frozen=True)
 class Spec:
-    """What a field's values may be: one of `choices`, or a number in [low, high] and > `above`."""
+    """What a field's values may be: one of `choices`, or a number in [low, high] and > `above`; `shown` is
+    how help texts state a default that depends on the machine (it is computed by a function)."""
 
     help: str
     choices: tuple[str, ...] | None = None
     low: float | None = None
     high: float | None = None
     above: float | None = None
+    shown: str | None = None
 
 
 def option(default: Any, help: str, **checks: Any) -> Any:
-    """A dataclass field with a Spec in its metadata (lists get a default_factory)."""
+    """A dataclass field with a Spec in its metadata; a list default, or a function that computes the
+    default (such as the machine's CPU count), becomes a default_factory."""
     spec = Spec(help=help, **checks)
+    if callable(default):
+        return dataclasses.field(default_factory=default, metadata={"spec": spec})
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata={"spec": spec})
     return dataclasses.field(default=default, metadata={"spec": spec})

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qaconv.config.options import check, coerce, option, spec_of
+from qaconv.cpus import default_workers
 from qaconv.errors import QAConvError
 
 RECIPES = ("auto", "paper", "scratch")
@@ -169,7 +170,7 @@ class RunConfig:
     """Where and how the run executes."""
 
     device: str = option("auto", "cpu, cuda, cuda:N, mps or auto")
-    workers: int = option(4, "data loading processes", low=0, high=256)
+    workers: int = option(default_workers, "data loading processes", low=0, high=256, shown="4, at most the CPU count")
     seed: int = option(0, "seed of every RNG (Python, NumPy, torch, samplers, augmentation)", low=0, high=2**32 - 1)
     deterministic: bool = option(False, "ask torch for deterministic kernels (slower on CUDA)")
 

@@ -6,7 +6,6 @@ import pytest
 
 from qaconv.cli import build_parser
 from qaconv.engine.evaluate import EvalOptions
-from qaconv.engine.evaluate import options as options_module
 from qaconv.errors import QAConvError
 
 
@@ -38,15 +37,6 @@ def test_options_out_of_range_are_refused_by_flag(bad, message):
         setattr(options, name, value)
     with pytest.raises(QAConvError, match=message):
         options.validate()  # the one check, also for options edited after construction
-
-
-def test_default_workers_never_exceed_the_cpus(monkeypatch):
-    # audit ev5: 4 workers on a 2-CPU machine made torch warn
-    monkeypatch.setattr(options_module.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    assert EvalOptions().workers == 2
-    monkeypatch.setattr(options_module.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
-    assert EvalOptions().workers == 4
-    assert EvalOptions(workers=8).workers == 8  # an explicit choice is kept
 
 
 def test_every_option_is_a_flag_of_qaconv_evaluate():

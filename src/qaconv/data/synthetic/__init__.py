@@ -28,7 +28,7 @@ the drawing and the options.
 from qaconv.data.synthetic.config import SynthConfig
 from qaconv.data.synthetic.planning import FPS, SPLIT_DIRS
 from qaconv.data.synthetic.styles import STYLES
-from qaconv.data.synthetic.writing import GENERATOR_VERSION, check_out_dir, default_workers, generate
+from qaconv.data.synthetic.writing import GENERATOR_VERSION, check_out_dir, generate
 
 __all__ = [
     "FPS",
@@ -37,6 +37,5 @@ __all__ = [
     "STYLES",
     "SynthConfig",
     "check_out_dir",
-    "default_workers",
     "generate",
 ]

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from qaconv.cpus import usable_cpus
 from qaconv.data.synthetic.backgrounds import background
 from qaconv.data.synthetic.config import SynthConfig
 from qaconv.data.synthetic.planning import FPS, GALLERY, SPLIT_DIRS, Plan, Shot, make_plan
@@ -70,14 +71,6 @@ def _replace_outputs(out: Path) -> None:
             path.unlink()
     for d in SPLIT_DIRS:
         (out / d).mkdir(parents=True, exist_ok=True)
-
-
-def default_workers() -> int:
-    """Processes to render with: the CPUs this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -212,7 +205,7 @@ def generate(
     meta = _meta(plan, config)
     try:
         _replace_outputs(out)
-        _write_images(_batches(plan, job, out, config.quality), int(workers) if workers else default_workers())
+        _write_images(_batches(plan, job, out, config.quality), int(workers) if workers else usable_cpus())
         atomic_write_json(out / "meta.json", meta)
     except OSError as exc:
         raise QAConvError(f"writing the data set to {out} failed: {exc}") from None

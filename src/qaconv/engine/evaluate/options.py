@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 
 import torch
 
+from qaconv.cpus import default_workers
 from qaconv.device import half_on_cuda
 from qaconv.errors import QAConvError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 RERANK_DISTS = ("neg_score", "sigmoid")
 MAX_TLIFT_K = 100  # TLift's pivots are the top-K retrievals; Market has ~2,600 gallery images per camera
-DEFAULT_WORKERS = 4
-
-
-def default_workers() -> int:
-    """4 data-loading processes, but never more than the CPUs this process may use (torch warns beyond)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return min(DEFAULT_WORKERS, cpus)
 
 
 @dataclass
