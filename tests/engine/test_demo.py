@@ -12,8 +12,8 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     run_dir = tmp_path / "run-quick"
     results = json.loads((run_dir / "results.json").read_text())
     raw = results["synth-A"]["raw"]
-    # About 150 unseen test identities: chance Rank-1 is under 1%; the quick demo reaches about 25%.
-    assert raw["rank1"] > 0.15 and 0 < raw["mAP"] <= 1
+    # About 150 unseen test identities: chance Rank-1 is under 1%; the quick demo reaches about 30%.
+    assert raw["rank1"] > 0.2 and 0 < raw["mAP"] <= 1
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert len(history) == 9 and history[-1]["acc"] > history[0]["acc"]
+    assert len(history) == 12 and history[-1]["acc"] > history[0]["acc"]
     assert (run_dir / "checkpoint.pt").is_file() and (run_dir / "training_curves.png").is_file()

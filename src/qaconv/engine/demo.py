@@ -35,9 +35,9 @@ class DemoSize:
 
 
 #: 150 training identities: a warm-up epoch is 47 iterations, a GS epoch 150. Full: 30 x 47 + 6 x 150 = 2,310
-#: iterations; quick: 8 x 47 + 150 = 526. docs/training.md ("The demo") has the measurements behind them.
+#: iterations; quick: 11 x 47 + 150 = 667. docs/training.md ("The demo") has the measurements behind them.
 SIZES = {"full": DemoSize(ids=300, warmup_epochs=30, gs_epochs=6, iters_per_epoch=150, decayed_epochs=2),
-         "quick": DemoSize(ids=300, warmup_epochs=8, gs_epochs=1, iters_per_epoch=150)}  # fmt: skip
+         "quick": DemoSize(ids=300, warmup_epochs=11, gs_epochs=1, iters_per_epoch=150)}  # fmt: skip
 
 
 TRAIN_STYLE, UNSEEN_STYLE = "B", "A"
