@@ -28,9 +28,8 @@ every count above is of entries at or before the query's last true match, so eac
 row's entries up to that distance are selected (one comparison pass) and sorted, and
 the counts come from a vectorised binary search of each positive's (and junk entry's)
 distance in that sorted prefix (:mod:`qaconv.metrics.sorted_prefix`). With a trained
-model the prefix is a few hundred of ~16,000 entries. A row that needs most of its entries
-(an untrained model, random distances) is not sorted: each of its ~20 counts is one
-compare-and-count pass over the row, cheaper than a sort. The true matches come from a pid index of the gallery, so no
+model the prefix is a few hundred of ~16,000 entries; a row that needs most of its
+entries is sorted whole. The true matches come from a pid index of the gallery, so no
 Q x G boolean mask or index array is built either.
 :class:`RankAccumulator` takes query rows in blocks, so an evaluator can feed rows as
 they are scored and never hold the Q x G matrix; :func:`evaluate_rank` feeds a full
@@ -284,7 +283,7 @@ class RankAccumulator:
         # every count below is of entries up to the row's last true match: sort only those
         limit = np.full(b, -np.inf, dtype=D.dtype)
         limit[vr] = pv[e0]
-        prefixes = sorted_prefixes(D, limit, queries=npos + 2)  # AP: each positive; CMC, INP: first, last
+        prefixes = sorted_prefixes(D, limit)
         bad = prefixes.first_non_finite_row(D)
         if bad is not None:
             raise QAConvError(

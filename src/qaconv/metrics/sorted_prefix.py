@@ -4,12 +4,8 @@ CMC, AP and INP only ever count entries that rank at or before a query's last tr
 trained model that is a few hundred of ~16,000 gallery entries, so sorting whole rows does far
 more work than the counts need. :func:`sorted_prefixes` selects each row's entries <= its limit
 (one comparison pass), sorts just those, and answers "how many entries of row r are < v (or
-<= v)" by binary search in the sorted selection.
-
-A row whose selection is about the whole row (a weak model, or random distances) is not sorted at
-all when the caller asks few counts of it (about one per true match): each count is then one
-compare-and-count pass over the row, and sorting a Market-size row costs about as much as 40 of
-those passes. Such "counted" rows are answered from the distance block itself.
+<= v)" by binary search in the sorted selection. A row whose selection is about the whole row
+(a weak model, or random distances) is sorted whole, as before.
 """
 
 from __future__ import annotations
@@ -19,9 +15,6 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["SortedPrefixes", "bsearch", "sorted_prefixes"]
-
-#: A row the selection nearly fills is counted rather than sorted when it gets at most this many counts.
-MAX_COUNTED_QUERIES = 24
 
 
 def bsearch(flat: np.ndarray, lo: np.ndarray, hi: np.ndarray, vals: np.ndarray, right: bool) -> np.ndarray:
@@ -49,64 +42,48 @@ def bsearch(flat: np.ndarray, lo: np.ndarray, hi: np.ndarray, vals: np.ndarray, 
 
 class SortedPrefixes(NamedTuple):
     """Row r's distances <= its limit, sorted, at ``flat[start[r] : start[r] + count[r]]``; ``whole[r]``
-    marks rows stored whole (all ``n`` entries sorted, the selection first), ``counted[r]`` rows stored
-    nowhere (``count`` 0), whose counts are taken from ``source``, the distance block."""
+    marks rows stored whole (all ``n`` entries sorted, the selection first)."""
 
     flat: np.ndarray
     start: np.ndarray
     count: np.ndarray
     whole: np.ndarray
-    counted: np.ndarray
-    source: np.ndarray
 
     def count_below(self, rows: np.ndarray, values: np.ndarray, *, inclusive: bool) -> np.ndarray:
         """Entries of each row ``rows[t]`` with a distance < ``values[t]`` (<= when ``inclusive``); each
         value must be at most its row's limit."""
         lo = self.start[rows]
-        counts = bsearch(self.flat, lo, lo + self.count[rows], values, right=inclusive) - lo
-        picked = np.flatnonzero(self.counted[rows])
-        if picked.size:
-            compare = np.less_equal if inclusive else np.less
-            hits = np.empty(self.source.shape[1], dtype=bool)
-            for t, row, value in zip(picked.tolist(), rows[picked].tolist(), values[picked], strict=True):
-                counts[t] = np.count_nonzero(compare(self.source[row], value, out=hits))
-        return counts
+        return bsearch(self.flat, lo, lo + self.count[rows], values, right=inclusive) - lo
 
     def first_non_finite_row(self, D: np.ndarray) -> int | None:
         """The first row of ``D`` holding NaN or +-inf, or None.
 
-        A whole row is sorted, so NaN and +inf sit at its end and -inf at its start. Any other row has
-        a non-finite sum then (one pass); a sum that only overflowed is told apart by checking the row.
+        A whole row is sorted, so NaN and +inf sit at its end and -inf at its start. Elsewhere NaN
+        and +inf show in the row maximum, and -inf, being <= any limit, heads the selection.
         """
         bad = np.zeros(self.start.size, dtype=bool)
         whole = np.flatnonzero(self.whole)
         ends = self.flat[self.start[whole]], self.flat[self.start[whole] + D.shape[1] - 1]
         bad[whole] = ~(np.isfinite(ends[0]) & np.isfinite(ends[1]))
         if not self.whole.all():
-            with np.errstate(invalid="ignore", over="ignore"):
-                bad |= ~self.whole & ~np.isfinite(D.sum(axis=1, dtype=np.float64))
-            for row in np.flatnonzero(bad & ~self.whole):
-                bad[row] = not np.isfinite(D[row]).all()
+            with np.errstate(invalid="ignore"):
+                bad |= ~self.whole & ~np.isfinite(D.max(axis=1))
+            bad |= (self.count > 0) & np.isneginf(self.flat[self.start])
         rows = np.flatnonzero(bad)
         return int(rows[0]) if rows.size else None
 
 
-def sorted_prefixes(D: np.ndarray, limit: np.ndarray, queries: np.ndarray | None = None) -> SortedPrefixes:
+def sorted_prefixes(D: np.ndarray, limit: np.ndarray) -> SortedPrefixes:
     """Sort each row of ``D`` [b, n] as far as its entries <= ``limit[r]`` go.
 
     A row gets the power of two that holds its selection, padded with +inf, and the rows of one
-    width are sorted together as a 2-D block; a row whose width reaches ``n`` is sorted whole, or,
-    when ``queries[r]`` (the counts the caller will ask of it) is at most MAX_COUNTED_QUERIES, not
-    stored at all and counted on demand. So the sorted store holds less than twice the selected
-    entries, never more than the block.
+    width are sorted together as a 2-D block; a row whose width reaches ``n`` is sorted whole. So
+    the sorted store holds less than twice the selected entries, never more than the block.
     """
     b, n = D.shape
     selected = np.less_equal(D, limit[:, None])
     count = np.count_nonzero(selected, axis=1)
     width = np.minimum(n, 1 << np.ceil(np.log2(np.maximum(count, 1))).astype(np.int64))
-    counted = (width == n) & (queries <= MAX_COUNTED_QUERIES) if queries is not None else np.zeros(b, dtype=bool)
-    width[counted] = 0
-    count[counted] = 0
     whole = width == n
     order = np.argsort(width, kind="stable")  # rows of one width side by side, whole rows last
     start = np.empty(b, dtype=np.int64)
@@ -114,7 +91,7 @@ def sorted_prefixes(D: np.ndarray, limit: np.ndarray, queries: np.ndarray | None
     flat = np.empty(int(width.sum()), dtype=D.dtype)
     if not whole.all():
         flat[: int(width[~whole].sum())] = np.inf
-        selected[whole | counted] = False
+        selected[whole] = False
         index = np.flatnonzero(selected)  # row by row
         rows = index // n
         kept = np.where(whole, 0, count)
@@ -122,7 +99,7 @@ def sorted_prefixes(D: np.ndarray, limit: np.ndarray, queries: np.ndarray | None
     if whole.any():
         whole_rows = order[whole[order]]
         np.take(D, whole_rows, axis=0, out=flat[start[whole_rows[0]] :].reshape(whole_rows.size, n), mode="clip")
-    for w in np.unique(width[width > 0]):
+    for w in np.unique(width):
         rows = order[width[order] == w]
         flat[start[rows[0]] : start[rows[0]] + rows.size * w].reshape(rows.size, w).sort(axis=1)
-    return SortedPrefixes(flat, start, count, whole, counted, D)
+    return SortedPrefixes(flat, start, count, whole)
