@@ -8,20 +8,11 @@ import time
 import pytest
 
 from qaconv.cli import main
-from qaconv.data.synthetic import generate
 from qaconv.engine.checkpoint import read_checkpoint, save_checkpoint
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train_cli")
-    generate(root / "A", num_ids=16, num_cams=3, seed=0, style="A", images_per_id=6, height=64, width=32, workers=1)
-    generate(root / "B", num_ids=12, num_cams=3, seed=1, style="B", images_per_id=6, height=64, width=32, workers=1)
-    return root
-
-
-def train_args(data, out, *extra):
-    args = ["train", "--out", str(out), "--dataset", str(data / "A"), "--testsets", str(data / "B")]
+def train_args(synth, out, *extra):
+    args = ["train", "--out", str(out), "--dataset", str(synth / "A"), "--testsets", str(synth / "B")]
     args += ["--arch", "resnet18", "--final-layer", "layer2", "--neck", "8", "--height", "32", "--width", "16"]
     args += ["--pretrained", "none", "--batch-size", "8", "--max-epochs", "2", "--max-iters-per-epoch", "2"]
     return [*args, "--workers", "0", "--device", "cpu", *extra]
@@ -42,18 +33,18 @@ def one_line_error(capsys, code, text):
         (["--eval-dtype", "bogus"], "--eval-dtype must be one of auto, float32, bfloat16, float16"),
     ],
 )
-def test_what_would_fail_after_training_fails_before_it(data, tmp_path, capsys, extra, text):
-    one_line_error(capsys, main(train_args(data, tmp_path / "run", *extra)), text)
+def test_what_would_fail_after_training_fails_before_it(synth, tmp_path, capsys, extra, text):
+    one_line_error(capsys, main(train_args(synth, tmp_path / "run", *extra)), text)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
-def test_an_out_that_is_a_file_is_refused(data, tmp_path, capsys):
+def test_an_out_that_is_a_file_is_refused(synth, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
-    one_line_error(capsys, main(train_args(data, tmp_path / "file")), "exists and is not a folder")
-    one_line_error(capsys, main(train_args(data, tmp_path / "file" / "sub")), "is not a folder")
+    one_line_error(capsys, main(train_args(synth, tmp_path / "file")), "exists and is not a folder")
+    one_line_error(capsys, main(train_args(synth, tmp_path / "file" / "sub")), "is not a folder")
 
 
-def test_a_second_training_into_a_locked_folder_refuses_and_a_dead_holder_is_taken_over(data, tmp_path, capsys):
+def test_a_second_training_into_a_locked_folder_refuses_and_a_dead_holder_is_taken_over(synth, tmp_path, capsys):
     out = tmp_path / "run"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from qaconv.lock import FolderLock; "
@@ -63,17 +54,17 @@ def test_a_second_training_into_a_locked_folder_refuses_and_a_dead_holder_is_tak
     try:
         assert holder.stdout.readline().strip() == "locked"
         start = time.perf_counter()
-        code = main(train_args(data, out))
+        code = main(train_args(synth, out))
         assert time.perf_counter() - start < 10  # refused at once, no training
         one_line_error(capsys, code, f"{out} is in use by another qaconv process (pid {holder.pid}, qaconv train")
     finally:
         holder.kill()
         holder.wait()
-    assert main(train_args(data, out)) == 0  # the killed holder's lock is taken over
+    assert main(train_args(synth, out)) == 0  # the killed holder's lock is taken over
     assert json.loads((out / "results.json").read_text())["B"]
 
 
-def test_resume_always_works_after_an_interruption_and_leaves_no_temporary_files(data, tmp_path, capsys, monkeypatch):
+def test_resume_always_works_after_an_interruption_and_leaves_no_temporary_files(synth, tmp_path, capsys, monkeypatch):
     from qaconv.engine.train import Trainer
 
     out = tmp_path / "run"
@@ -83,7 +74,7 @@ def test_resume_always_works_after_an_interruption_and_leaves_no_temporary_files
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Trainer, "train_epoch", interrupted)  # Ctrl-C in epoch 1: no checkpoint yet
-    assert main(train_args(data, out)) == 130
+    assert main(train_args(synth, out)) == 130
     assert f"no epoch had finished); continue with: qaconv train --resume {out}" in capsys.readouterr().out
     monkeypatch.setattr(Trainer, "train_epoch", real)
     (out / ".checkpoint.pt.abc123.tmp").write_bytes(b"partial")  # a write cut short by a kill
@@ -94,9 +85,9 @@ def test_resume_always_works_after_an_interruption_and_leaves_no_temporary_files
     assert epochs == [1, 2]
 
 
-def test_resuming_a_finished_run_says_so_and_only_evaluates_what_is_missing(data, tmp_path, capsys):
+def test_resuming_a_finished_run_says_so_and_only_evaluates_what_is_missing(synth, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(train_args(data, out)) == 0
+    assert main(train_args(synth, out)) == 0
     (out / "results.json").unlink()  # as if killed during the final evaluation
     capsys.readouterr()
     assert main(["train", "--resume", str(out)]) == 0
@@ -107,18 +98,18 @@ def test_resuming_a_finished_run_says_so_and_only_evaluates_what_is_missing(data
     assert "results:" not in capsys.readouterr().out  # nothing left to evaluate
 
 
-def test_resume_without_config_yaml_reads_the_options_from_the_checkpoint(data, tmp_path):
+def test_resume_without_config_yaml_reads_the_options_from_the_checkpoint(synth, tmp_path):
     out = tmp_path / "run"
-    assert main(train_args(data, out, "--max-epochs", "1", "--testsets", "")) == 0
+    assert main(train_args(synth, out, "--max-epochs", "1", "--testsets", "")) == 0
     (out / "config.yaml").unlink()
     assert main(["train", "--resume", str(out), "--max-epochs", "2"]) == 0
     assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
 
-def copy_of(data, tmp_path):
+def copy_of(synth, tmp_path):
     import shutil
 
-    shutil.copytree(data / "A", tmp_path / "A")
+    shutil.copytree(synth / "A", tmp_path / "A")
     return tmp_path
 
 
@@ -136,8 +127,8 @@ def print_warnings(monkeypatch):
     monkeypatch.setattr(warnings, "showwarning", show)
 
 
-def test_unreadable_training_images_stop_the_run_before_any_work_or_are_skipped(data, tmp_path, capsys, monkeypatch):
-    mine = copy_of(data, tmp_path)
+def test_unreadable_training_images_stop_the_run_before_any_work_or_are_skipped(synth, tmp_path, capsys, monkeypatch):
+    mine = copy_of(synth, tmp_path)
     images = train_images(mine)
     images[3].write_bytes(images[3].read_bytes()[:300])  # truncated
     images[7].write_bytes(b"")
@@ -154,8 +145,10 @@ def test_unreadable_training_images_stop_the_run_before_any_work_or_are_skipped(
     assert "training without them (--skip-bad-images)" in err
 
 
-def test_resume_goes_on_after_damaged_images_are_removed_and_refuses_a_new_network(data, tmp_path, capsys, monkeypatch):
-    mine = copy_of(data, tmp_path)
+def test_resume_goes_on_after_damaged_images_are_removed_and_refuses_a_new_network(
+    synth, tmp_path, capsys, monkeypatch
+):
+    mine = copy_of(synth, tmp_path)
     out = tmp_path / "run"
     assert main(train_args(mine, out, "--testsets", "", "--max-epochs", "1")) == 0
     images = train_images(mine)
@@ -181,7 +174,7 @@ def test_resume_goes_on_after_damaged_images_are_removed_and_refuses_a_new_netwo
     assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
 
-def test_a_data_set_path_that_does_not_exist_is_called_that(data, tmp_path, capsys):
-    args = train_args(data, tmp_path / "run")
+def test_a_data_set_path_that_does_not_exist_is_called_that(synth, tmp_path, capsys):
+    args = train_args(synth, tmp_path / "run")
     args[args.index("--dataset") + 1] = str(tmp_path / "missing")
     one_line_error(capsys, main(args), f"data set not found: {tmp_path / 'missing'} does not exist")

@@ -1,17 +1,6 @@
-"""Shared by the engine tests: two small synthetic data sets and a tiny training configuration."""
-
-import pytest
+"""Shared by the engine tests: a tiny training configuration on the two small synthetic sets (`synth`)."""
 
 from qaconv.config import TrainConfig, config_from_dict
-from qaconv.data.synthetic import generate
-
-
-@pytest.fixture(scope="session")
-def synth(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    generate(root / "A", num_ids=16, num_cams=3, seed=0, style="A", images_per_id=6, height=64, width=32, workers=1)
-    generate(root / "B", num_ids=12, num_cams=3, seed=1, style="B", images_per_id=6, height=64, width=32, workers=1)
-    return root
 
 
 def tiny_config(synth, **overrides) -> TrainConfig:
