@@ -10,7 +10,8 @@ Scenarios:
   iterations), the analogue of the paper's ImageNet start. From that checkpoint each sampler trains with the
   paper's recipe unchanged (triplet loss, margin 16, lr 0.005 with the backbone at 0.1x, frozen BN statistics).
 - scratch: from random weights with the scratch recipe; GS starts with --gs-warmup-epochs random P x K epochs
-  (QAConv 2.0's pre-epochs) and PK samples P x K throughout.
+  (QAConv 2.0's pre-epochs) and PK samples P x K throughout. Both train with the triplet loss throughout (the
+  recipe's pairwise warm-up loss is turned off), so that only the batches differ.
 
 Budget: equal training iterations per run, with each GS graph charged as (graph seconds / iteration seconds)
 iterations, both measured once at the start (a GS epoch here has one iteration per class, so one graph is built
@@ -132,6 +133,7 @@ def run_config(setting: Setting, scenario: str, sampler: str, seed: int) -> Any:
         values.update({"recipe": "paper", "model.pretrained": None, "model.init_from": str(setting.warm_start)})
     else:
         values.update({"recipe": "scratch", "model.pretrained": None, "optimization.lr": DEMO["optimization.lr"]})
+        values["optimization.warmup_loss"] = "same"  # both samplers train with one loss: only the batches differ
         if sampler != "pk":
             values["sampler.gs_warmup_epochs"] = setting.gs_warmup_epochs
     return recipe_config(values)

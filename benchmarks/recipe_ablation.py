@@ -8,9 +8,9 @@ and on the unseen style A, as in the demo. Variants:
 - paper: the paper's recipe unchanged (frozen BN statistics, backbone at 0.1x, free logit scale, no warm-up);
 - scratch: the from-scratch recipe (qaconv.config.presets.SCRATCH, with one graph-sampling warm-up epoch);
 - scratch without each of its departures in turn: the logit-scale floor, trained BN statistics, the backbone at
-  1x, the warm-up epoch.
+  1x, the pairwise loss in the warm-up epoch, the warm-up epoch.
 
-    python -m benchmarks.recipe_ablation           # 6 variants x 2 seeds x 600 iterations: ~30 min on 2 cores
+    python -m benchmarks.recipe_ablation           # 7 variants x 2 seeds x 600 iterations: ~35 min on 2 cores
     python -m benchmarks.recipe_ablation --quick   # 2 variants x 1 seed x 150 iterations
 
 Writes benchmarks/results/recipe_ablation.json; docs/training.md shows the table.
@@ -47,6 +47,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
                                       "optimization.freeze_bn": True},
     "scratch, backbone at 0.1x": {"recipe": "scratch", "sampler.gs_warmup_epochs": 1,
                                   "optimization.backbone_lr_mult": 0.1},
+    "scratch, triplet warm-up": {"recipe": "scratch", "sampler.gs_warmup_epochs": 1,
+                                 "optimization.warmup_loss": "triplet"},
     "scratch, no warm-up epoch": {"recipe": "scratch", "sampler.gs_warmup_epochs": 0},
 }  # fmt: skip
 

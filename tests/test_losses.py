@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from qaconv.errors import QAConvError
-from qaconv.losses import LOSSES, PairwiseMatchingLoss, TripletLoss, build_loss, register_loss
+from qaconv.losses import LOSSES, PairwiseMatchingLoss, TripletLoss, WarmupLoss, build_loss, register_loss
 from qaconv.matching import QAConv
 from tests.matching.conftest import REF, assert_close_rel, random_maps, reference_matcher
 
@@ -134,3 +134,22 @@ def test_a_registered_loss_is_built_by_its_name(monkeypatch):
 
     assert build_loss("echo", "m", margin=1.0) == ("m", {"margin": 1.0})
     assert "echo" not in LOSSES
+
+
+def test_the_warmup_loss_trains_its_epochs_and_the_main_loss_after_them():
+    scores = torch.tensor(HAND_SCORES)
+    matcher = FixedScores(scores)
+    pairwise, triplet = PairwiseMatchingLoss(matcher), TripletLoss(matcher, margin=4.0)
+    criterion = WarmupLoss(pairwise, triplet, epochs=2)
+    features = torch.zeros(4, 1)
+    for epoch, expected in [(1, pairwise), (2, pairwise), (3, triplet), (7, triplet)]:
+        criterion.set_epoch(epoch)
+        loss, _ = criterion(features, HAND_LABELS)
+        torch.testing.assert_close(loss, expected(features, HAND_LABELS)[0])
+        assert criterion.name == expected.name and criterion.last_spread is expected.last_spread
+    assert (pairwise.name, triplet.name) == ("pairwise", "triplet") and criterion.matcher is matcher
+
+
+def test_the_warmup_loss_and_the_main_loss_share_the_matcher():
+    with pytest.raises(QAConvError, match="must share one matcher"):
+        WarmupLoss(PairwiseMatchingLoss(QAConv(16, 6, 4)), TripletLoss(QAConv(16, 6, 4)), epochs=1)

@@ -4,7 +4,8 @@
 logit batch norm learns the scale). `PairwiseMatchingLoss` is QAConv 2.0's binary cross-entropy
 over all B x B pairs. Both return per-anchor losses and accuracies (the trainer averages the
 finite losses) and keep the spread (standard deviation) of the batch's scores in `last_spread`,
-which the training guard watches for a collapse.
+which the training guard watches for a collapse. `WarmupLoss` trains with one of them during the
+graph-sampling warm-up epochs and the other after them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def register_loss(name: str) -> Callable[[type], type]:
 
     def decorator(cls: type) -> type:
         LOSSES[name] = cls
+        cls.name = name
         return cls
 
     return decorator
@@ -114,3 +116,40 @@ class PairwiseMatchingLoss(_ScoreLoss):
         loss = F.binary_cross_entropy_with_logits(score, target, reduction="none").sum(dim=1)
         min_pos, max_neg = _hardest_pairs(score.detach(), labels)
         return loss, (min_pos >= max_neg).float()
+
+
+class WarmupLoss(nn.Module):
+    """`warmup` for epochs 1..`epochs` (the graph sampler's P x K warm-up), `main` after them.
+
+    From random weights the batch-hard triplet loss learns slowly while most anchors are wrong: only
+    the hardest pair of each anchor gives a gradient. QAConv 2.0's pairwise loss uses all B x B pairs,
+    so a warm-up with it gives graph sampling better features to start from (docs/training.md). The
+    trainer calls `set_epoch` before every epoch; both losses share one matcher.
+    """
+
+    def __init__(self, warmup: nn.Module, main: nn.Module, epochs: int) -> None:
+        super().__init__()
+        if warmup.matcher is not main.matcher:
+            raise QAConvError("the warm-up loss and the main loss must share one matcher")
+        self.warmup, self.main, self.epochs = warmup, main, epochs
+        self.matcher = main.matcher
+        self.in_warmup = epochs > 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Epoch `epoch` (1-based) is about to start."""
+        self.in_warmup = epoch <= self.epochs
+
+    @property
+    def active(self) -> nn.Module:
+        return self.warmup if self.in_warmup else self.main
+
+    @property
+    def name(self) -> str:
+        return self.active.name
+
+    @property
+    def last_spread(self) -> Tensor | None:
+        return self.active.last_spread
+
+    def forward(self, features: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        return self.active(features, labels)

@@ -8,6 +8,8 @@ import time
 import pytest
 
 from qaconv.cli import main
+from qaconv.commands.train import describe_recipe
+from qaconv.config import recipe_config
 from qaconv.engine.checkpoint import read_checkpoint, save_checkpoint
 
 
@@ -178,3 +180,11 @@ def test_a_data_set_path_that_does_not_exist_is_called_that(synth, tmp_path, cap
     args = train_args(synth, tmp_path / "run")
     args[args.index("--dataset") + 1] = str(tmp_path / "missing")
     one_line_error(capsys, main(args), f"data set not found: {tmp_path / 'missing'} does not exist")
+
+
+def test_the_recipe_line_names_the_departures_and_advises_a_warmup_when_graph_sampling_has_none():
+    bare = describe_recipe(recipe_config({"pretrained": None}))
+    assert bare.startswith("recipe: scratch") and "warmup_loss pairwise" in bare and "no --gs-warmup-epochs" in bare
+    assert "no --gs-warmup-epochs" not in describe_recipe(recipe_config({"pretrained": None, "gs_warmup_epochs": 2}))
+    assert "no --gs-warmup-epochs" not in describe_recipe(recipe_config({"pretrained": None, "sampler": "pk"}))
+    assert describe_recipe(recipe_config({})) == "recipe: paper (QAConv 2.1)"

@@ -11,10 +11,12 @@ def test_auto_picks_scratch_without_pretrained_weights_and_paper_otherwise():
     scratch = recipe_config({"pretrained": "none"})
     assert scratch.recipe == "scratch"
     assert (scratch.optimization.freeze_bn, scratch.optimization.logit_scale_floor) == (False, 1.0)
+    assert scratch.optimization.warmup_loss == "pairwise"
     for options in ({}, {"pretrained": "weights.pth"}, {"pretrained": None, "init_from": "runs/warm"}):
         paper = recipe_config(options)
         assert paper.recipe == "paper"
         assert (paper.optimization.freeze_bn, paper.optimization.logit_scale_floor) == (True, 0.0)
+        assert paper.optimization.warmup_loss == "same"
 
 
 def test_options_given_win_over_the_recipe():

@@ -12,7 +12,7 @@ from qaconv.engine.callbacks import Checkpointer, ConsoleLog, CurvePlot, Metrics
 from qaconv.engine.checkpoint import build_model, model_payload, save_checkpoint
 from qaconv.engine.guard import TrainingGuard
 from qaconv.errors import QAConvError
-from qaconv.losses import PairwiseMatchingLoss, TripletLoss
+from qaconv.losses import PairwiseMatchingLoss, TripletLoss, WarmupLoss
 from qaconv.rundir import RunDir
 
 TINY = {"arch": "resnet18", "ibn": None, "final_layer": "layer2", "neck": 8, "height": 32, "width": 16}
@@ -96,6 +96,16 @@ def test_the_trainer_gets_the_parts_the_config_names(tmp_path):
     assert [type(cb) for cb in pk.callbacks] == [Checkpointer, MetricsLog, TensorBoardLog, CurvePlot]
     assert pk.schedule.reference_epoch == 2
     assert build_trainer(config(dataset=str(data), sampler="pk"), tmp_path / "run", callbacks=[]).callbacks == []
+
+
+def test_a_warmup_loss_is_used_only_for_the_graph_samplers_warmup_epochs(tmp_path):
+    data = image_folder(tmp_path / "data", [1, 1, 2, 2, 3, 3, 4, 4])
+    warm = {"dataset": str(data), "gs_warmup_epochs": 3, "warmup_loss": "pairwise"}
+    criterion = build_trainer(config(**warm), None, neighbors_fn=never_called).criterion
+    assert isinstance(criterion, WarmupLoss) and criterion.epochs == 3
+    assert isinstance(criterion.warmup, PairwiseMatchingLoss) and isinstance(criterion.main, TripletLoss)
+    for other in ({"sampler": "pk"}, {"gs_warmup_epochs": 0}, {"warmup_loss": "triplet"}, {"warmup_loss": "same"}):
+        assert isinstance(build_trainer(config(**warm | other), None).criterion, TripletLoss), other
 
 
 def test_a_warm_start_takes_the_weights_of_another_run(tmp_path):

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import math
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -146,6 +147,9 @@ def test_tensorboard_log_drops_the_events_of_the_epochs_a_resumed_run_repeats(tm
         finish_epoch(first, log, loss)
     log.on_fit_end(first)
     assert log.writer is None
+    # TensorBoard reads event files in name order: seconds, then a per-process counter compared as text
+    # (so writer 10 sorts before writer 9). A resumed run is a later process; start it in a later second.
+    time.sleep(1.001 - time.time() % 1)
     resumed, log = fake_trainer([stats(1, 3.0)]), TensorBoardLog(run)  # from the checkpoint of epoch 1
     log.on_fit_start(resumed)
     finish_epoch(resumed, log, 2.5)
@@ -160,11 +164,23 @@ def test_tensorboard_log_drops_the_events_of_the_epochs_a_resumed_run_repeats(tm
 
 
 def test_console_log_prints_one_line_per_epoch(capsys):
-    ConsoleLog().on_epoch_end(None, stats(3, 1.23456))
-    ConsoleLog().on_epoch_end(None, stats(4, 1.0, skipped=2))
+    trainer = fake_trainer()
+    finish_epoch(trainer, ConsoleLog(), 1.23456)
+    finish_epoch(trainer, ConsoleLog(), 1.0, skipped=2)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "epoch 3: loss 1.235, acc 50.0%, 100 img/s, graph 0.5s, lr 1.00e-02"
+    assert lines[0] == "epoch 1: loss 1.235, acc 50.0%, 100 img/s, graph 0.5s, lr 1.00e-02"
     assert lines[1].endswith("lr 1.00e-02, skipped 2") and len(lines) == 2
+
+
+def test_console_log_says_when_the_warmup_loss_hands_over(capsys):
+    log = ConsoleLog()
+    trainer = fake_trainer()
+    for name in ("pairwise", "pairwise", "triplet", "triplet"):
+        trainer.epoch += 1
+        trainer.history.append(record := stats(trainer.epoch, 2.0) | {"loss_name": name})
+        log.on_epoch_end(trainer, record)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "epoch 3 trained with the triplet loss (epochs before: pairwise)" and len(lines) == 5
 
 
 def progress_epoch(progress, total):

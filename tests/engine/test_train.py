@@ -28,8 +28,9 @@ def test_steps_on_one_batch_reduce_the_loss(synth, tmp_path):
     assert losses[-1] < losses[0]
 
 
-def test_resume_after_interruption_equals_a_straight_run(synth, tmp_path, monkeypatch):
-    straight = Trainer.from_config(tiny_config(synth), tmp_path / "straight", quiet=True)
+@pytest.mark.parametrize("options", [{}, {"gs_warmup_epochs": 2, "warmup_loss": "pairwise"}])
+def test_resume_after_interruption_equals_a_straight_run(synth, tmp_path, monkeypatch, options):
+    straight = Trainer.from_config(tiny_config(synth, **options), tmp_path / "straight", quiet=True)
     straight.fit()
 
     original = Trainer.train_epoch
@@ -41,13 +42,17 @@ def test_resume_after_interruption_equals_a_straight_run(synth, tmp_path, monkey
 
     monkeypatch.setattr(Trainer, "train_epoch", interrupt_at_third)
     with pytest.raises(KeyboardInterrupt):
-        Trainer.from_config(tiny_config(synth), tmp_path / "resumed", quiet=True).fit()
+        Trainer.from_config(tiny_config(synth, **options), tmp_path / "resumed", quiet=True).fit()
     assert read_checkpoint(tmp_path / "resumed")["epoch"] == 2  # the last finished epoch survived
     monkeypatch.setattr(Trainer, "train_epoch", original)
-    resumed = Trainer.from_config(tiny_config(synth), tmp_path / "resumed", resume=True, quiet=True)
+    resumed = Trainer.from_config(tiny_config(synth, **options), tmp_path / "resumed", resume=True, quiet=True)
     resumed.fit()
 
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
+    warmup = ["pairwise"] * 2 if options else []
+    assert [h["loss_name"] for h in resumed.history] == warmup + ["triplet"] * (3 - len(warmup))
+    if warmup:  # best.pt compares the epochs of the final loss only, not the warm-up's lower pairwise values
+        assert read_checkpoint(tmp_path / "straight" / "best.pt")["epoch"] == 3
     for name, value in straight.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
     for group_a, group_b in zip(straight.optimizer.param_groups, resumed.optimizer.param_groups, strict=True):

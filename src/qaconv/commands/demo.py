@@ -49,14 +49,25 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"\n{f'in-domain (style {TRAIN_STYLE} test split):':32} {_metrics(own)}\n"
         f"{f'unseen style {UNSEEN_STYLE}:':32} {_metrics(unseen)}\n"
-        f"training loss {trainer.history[0]['loss']:.2f} -> {trainer.history[-1]['loss']:.2f} "
-        f"(margin {config.optimization.margin:g}); {time.perf_counter() - start:.0f} s in all\n"
+        f"training loss: {_loss_summary(trainer.history, config.optimization.margin)}; "
+        f"{time.perf_counter() - start:.0f} s in all\n"
         f"checkpoint: {run_dir / 'checkpoint.pt'}\nresults:    {run_dir / 'results.json'}\n"
         f"curves:     {run_dir / 'training_curves.png'}\n"
         "search the unseen style's gallery in a browser (needs the serve extra, docs/serve.md):\n  "
         + "\n  ".join(serve_commands(run_dir, Path(config.evaluation.testsets[1]) / "bounding_box_test"))
     )
     return 0
+
+
+def _loss_summary(history: list[dict[str, Any]], margin: float) -> str:
+    """First -> last epoch's loss of each loss the run trained with (the warm-up's, then the main one)."""
+    names = [h.get("loss_name", "") for h in history]
+    parts = []
+    for name in dict.fromkeys(names):
+        losses = [h["loss"] for h, n in zip(history, names, strict=True) if n == name]
+        notes = (["warm-up"] if name != names[-1] else []) + ([f"margin {margin:g}"] if name == "triplet" else [])
+        parts.append(f"{name} {losses[0]:.2f} -> {losses[-1]:.2f}" + (f" ({', '.join(notes)})" if notes else ""))
+    return ", ".join(parts)
 
 
 def _metrics(raw: dict[str, float]) -> str:

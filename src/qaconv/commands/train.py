@@ -99,9 +99,14 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def describe_recipe(config: TrainConfig) -> str:
-    if config.recipe == "scratch":
-        return f"recipe: scratch (no pretrained weights; docs/training.md): {departures('scratch')}"
-    return "recipe: paper (QAConv 2.1)"
+    """The recipe line printed at the start of a run, with advice when a scratch run has no GS warm-up."""
+    if config.recipe != "scratch":
+        return "recipe: paper (QAConv 2.1)"
+    text = f"recipe: scratch (no pretrained weights; docs/training.md): {departures('scratch')}"
+    if config.sampler.name == "gs" and config.sampler.gs_warmup_epochs == 0:
+        text += ("; no --gs-warmup-epochs: graph sampling starts on random features and the warm-up loss is "
+                 "unused (a P x K warm-up of about half the iterations is advised)")  # fmt: skip
+    return text
 
 
 # -------------------------------------------------------------------------------------- checks and folders

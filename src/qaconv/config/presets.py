@@ -21,6 +21,7 @@ SCRATCH: dict[str, Any] = {
     "optimization.freeze_bn": False,
     "optimization.backbone_lr_mult": 1.0,
     "optimization.logit_scale_floor": 1.0,
+    "optimization.warmup_loss": "pairwise",
 }
 
 RECIPES = {"paper": PAPER, "scratch": SCRATCH}

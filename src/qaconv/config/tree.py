@@ -104,6 +104,11 @@ class OptimizationConfig:
         choices=("triplet", "pairwise"),
     )
     margin: float = option(16.0, "triplet margin on the matcher's logits", above=0)
+    warmup_loss: str = option(
+        "same",
+        "loss of the graph-sampling warm-up epochs (--gs-warmup-epochs): same (as --loss), triplet or pairwise",
+        choices=("same", "triplet", "pairwise"),
+    )
     lr: float = option(
         0.005, "learning rate of the neck (the backbone and matcher use multiples of it)", above=0, high=1
     )

@@ -32,7 +32,7 @@ from qaconv.engine.neighbors import qaconv_neighbors_fn
 from qaconv.engine.schedule import AdaptiveSchedule
 from qaconv.engine.train import Trainer
 from qaconv.errors import QAConvError
-from qaconv.losses import build_loss
+from qaconv.losses import WarmupLoss, build_loss
 from qaconv.matching import QAConv
 from qaconv.rundir import RunDir
 
@@ -45,6 +45,16 @@ def build_optimizer(model: nn.Module, matcher: nn.Module, config: TrainConfig) -
         groups.append({"params": list(model.neck_conv.parameters()), "lr": o.lr})
     groups.append({"params": list(matcher.parameters()), "lr": o.lr * o.matcher_lr_mult})
     return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=True)
+
+
+def build_criterion(config: TrainConfig, matcher: nn.Module) -> nn.Module:
+    """The run's loss; with a graph-sampling warm-up and another --warmup-loss, that loss during the warm-up."""
+    o, s = config.optimization, config.sampler
+    main = build_loss(o.loss, matcher, margin=o.margin)
+    warmup_epochs = s.gs_warmup_epochs if s.name == "gs" else 0
+    if o.warmup_loss in ("same", o.loss) or warmup_epochs == 0:
+        return main
+    return WarmupLoss(build_loss(o.warmup_loss, matcher, margin=o.margin), main, warmup_epochs)
 
 
 def representative_extractor(model: nn.Module, records: list[Any], config: TrainConfig, device: torch.device,
@@ -136,7 +146,7 @@ def build_trainer(
     model.to(device)
     matcher.to(device)
     o = config.optimization
-    criterion = build_loss(o.loss, matcher, margin=o.margin)
+    criterion = build_criterion(config, matcher)
     if neighbors_fn is None:
         extract = representative_extractor(model, records, config, device, autocast)
         neighbors_fn = qaconv_neighbors_fn(extract, matcher, device=device)

@@ -126,6 +126,9 @@ class ConsoleLog(Callback):
     """One line per epoch on stdout."""
 
     def on_epoch_end(self, trainer: Any, stats: dict[str, Any]) -> None:
+        previous = trainer.history[-2].get("loss_name") if len(trainer.history) > 1 else None
+        if previous and stats.get("loss_name") != previous:
+            print(f"epoch {stats['epoch']} trained with the {stats['loss_name']} loss (epochs before: {previous})")
         print(
             f"epoch {stats['epoch']}: loss {stats['loss']:.3f}, acc {stats['acc']:.1%}, "
             f"{stats['images_per_s']:.0f} img/s, graph {stats['graph_seconds']:.1f}s, "

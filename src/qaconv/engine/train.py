@@ -218,6 +218,8 @@ class Trainer:
                 stats["lr"] = [g["lr"] for g in self.optimizer.param_groups]
                 if self.guard is not None:
                     self.guard.check_weights(self.model, self.matcher, self.epoch)
+                if self.history and self.history[-1].get("loss_name") != stats["loss_name"]:
+                    self.best_loss = float("inf")  # the warm-up's loss values are not comparable: best.pt restarts
                 self.history.append(stats)
                 self.best_loss = min(self.best_loss, stats["loss"])
                 self._call("on_epoch_end", stats)
@@ -239,6 +241,8 @@ class Trainer:
         total = self.batches_in_epoch(max_batches)
         self.model.train(not self.freeze_bn)
         self.criterion.train()
+        if hasattr(self.criterion, "set_epoch"):
+            self.criterion.set_epoch(epoch)
         self._call("on_epoch_start", epoch, total)
         sums = np.zeros(4)  # loss sum, accuracy sum, batches, skipped
         start = time.perf_counter()
@@ -261,6 +265,7 @@ class Trainer:
         return {
             "epoch": epoch,
             "loss": loss_sum / done,
+            "loss_name": getattr(self.criterion, "name", ""),
             "acc": acc_sum / done,
             "batches": int(done),
             "skipped": int(skipped),

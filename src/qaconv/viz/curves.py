@@ -16,10 +16,14 @@ def plot_training_curves(history: list[dict[str, Any]], path: str | Path, margin
 
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.2))
-    ax_loss.plot(epochs, [h["loss"] for h in history], marker="o")
+    names = list(dict.fromkeys(h.get("loss_name", "") for h in history))
+    for name in names:  # a warm-up loss (--warmup-loss) gets its own series
+        part = [h for h in history if h.get("loss_name", "") == name]
+        ax_loss.plot([h["epoch"] for h in part], [h["loss"] for h in part], marker="o", label=name or None)
     if margin is not None:
         ax_loss.axhline(margin, color="tab:red", linestyle=":", linewidth=1, label=f"margin {margin:g}")
-        ax_loss.legend(loc="upper right")
+    if margin is not None or len(names) > 1:
+        ax_loss.legend(loc="best")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="training loss")
     ax_acc.plot(epochs, [100 * h["acc"] for h in history], marker="o", color="tab:green")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="batch-hard accuracy")
