@@ -9,7 +9,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "unseen style A:" in out and "in-domain (style B test split)" in out
     assert "qaconv serve --index" in out
-    assert "training loss: pairwise " in out and " (warm-up), triplet " in out and "(margin 16)" in out
+    assert "training loss: pairwise " in out and " (warm-up), triplet 16." in out and "(margin 16)" in out
     run_dir = tmp_path / "run-quick"
     results = json.loads((run_dir / "results.json").read_text())
     raw = results["synth-A"]["raw"]

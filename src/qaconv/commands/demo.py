@@ -66,7 +66,8 @@ def _loss_summary(history: list[dict[str, Any]], margin: float) -> str:
     for name in dict.fromkeys(names):
         losses = [h["loss"] for h, n in zip(history, names, strict=True) if n == name]
         notes = (["warm-up"] if name != names[-1] else []) + ([f"margin {margin:g}"] if name == "triplet" else [])
-        parts.append(f"{name} {losses[0]:.2f} -> {losses[-1]:.2f}" + (f" ({', '.join(notes)})" if notes else ""))
+        span = f"{losses[0]:.2f} -> {losses[-1]:.2f}" if len(losses) > 1 else f"{losses[0]:.2f}"
+        parts.append(f"{name} {span}" + (f" ({', '.join(notes)})" if notes else ""))
     return ", ".join(parts)
 
 
