@@ -59,6 +59,13 @@ def test_resume_after_interruption_equals_a_straight_run(synth, tmp_path, monkey
         assert group_a["lr"] == group_b["lr"]
 
 
+def test_a_resumed_history_without_loss_names_keeps_its_best_loss(synth):
+    trainer = Trainer.from_config(tiny_config(synth), None, callbacks=[])
+    trainer.epoch, trainer.history, trainer.best_loss = 2, [{"epoch": 2, "loss": 0.5}], 0.5  # an older run's record
+    trainer.fit()
+    assert trainer.history[-1]["epoch"] == 3 and trainer.history[-1]["loss"] > 0.5 and trainer.best_loss == 0.5
+
+
 def test_config_round_trip(tmp_path):
     config = config_from_dict(TrainConfig, {"testsets": ["market1501"], "lr": 0.1, "ibn": None})
     save_config(config, tmp_path / "c.yaml")

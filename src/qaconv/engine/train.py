@@ -218,8 +218,10 @@ class Trainer:
                 stats["lr"] = [g["lr"] for g in self.optimizer.param_groups]
                 if self.guard is not None:
                     self.guard.check_weights(self.model, self.matcher, self.epoch)
-                if self.history and self.history[-1].get("loss_name") != stats["loss_name"]:
-                    self.best_loss = float("inf")  # the warm-up's loss values are not comparable: best.pt restarts
+                # a warm-up loss's values are not comparable with the next loss's: best.pt restarts (records of
+                # runs from before loss names were recorded had one loss throughout)
+                if self.history and self.history[-1].get("loss_name", stats["loss_name"]) != stats["loss_name"]:
+                    self.best_loss = float("inf")
                 self.history.append(stats)
                 self.best_loss = min(self.best_loss, stats["loss"])
                 self._call("on_epoch_end", stats)
