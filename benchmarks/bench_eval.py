@@ -6,9 +6,10 @@
     scikit-learn's average_precision_score per query). Two distance matrices:
     "model-like" (cosine distances of clustered embeddings: Rank-1 ~80%, mAP ~54%,
     mINP ~16%, as a trained model gives) and "random" (uniform, true matches only 0.3
-    nearer: they spread over the whole list, the worst case, where most rows must be
-    sorted whole). A reference row times np.sort of every row alone, what any method that
-    sorts whole rows costs at least. Target: >= 50x on the model-like matrix, identical
+    nearer: they spread over the whole list, the worst case for any method that sorts
+    rows only as far as the last true match). A reference row times np.sort of every row
+    alone, what any method that sorts whole rows costs at least; evaluate_rank sorts
+    nothing (qaconv.metrics.row_counts). Target: >= 50x on both matrices, identical
     numbers.
 (b) k-reciprocal re-ranking on 3,000 images (500 queries + 2,500 gallery, distances of
     clustered random embeddings): qaconv.metrics.k_reciprocal_rerank against a dense

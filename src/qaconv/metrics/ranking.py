@@ -23,13 +23,11 @@ Protocol (the open-reid "market1501" setting used by the QAConv evaluator):
   code used the default quicksort, whose tie order is arbitrary, so with ties
   (e.g. fp16 scores) its CMC can differ from any deterministic rule by a few ranks.
 
-Nothing here argsorts the matrix, and rows are sorted only as far as the metrics look:
-every count above is of entries at or before the query's last true match, so each
-row's entries up to that distance are selected (one comparison pass) and sorted, and
-the counts come from a vectorised binary search of each positive's (and junk entry's)
-distance in that sorted prefix (:mod:`qaconv.metrics.sorted_prefix`). With a trained
-model the prefix is a few hundred of ~16,000 entries; a row that needs most of its
-entries is sorted whole. The true matches come from a pid index of the gallery, so no
+Nothing here sorts the matrix or its rows: every count above is of a row's entries below one of
+its true matches' distances, and :func:`qaconv.metrics.row_counts.count_below` counts them for all
+of a row's true matches in one compiled pass over the row, so the cost does not depend on how far
+down the row the true matches sit, nor on the machine's sort speed.
+The true matches come from a pid index of the gallery, so no
 Q x G boolean mask or index array is built either.
 :class:`RankAccumulator` takes query rows in blocks, so an evaluator can feed rows as
 they are scored and never hold the Q x G matrix; :func:`evaluate_rank` feeds a full
@@ -47,7 +45,7 @@ import numpy as np
 
 from ..errors import QAConvError
 from .inputs import flat_labels, to_numpy
-from .sorted_prefix import bsearch, sorted_prefixes
+from .row_counts import bsearch, count_below, first_non_finite_row
 
 __all__ = ["RankResult", "RankAccumulator", "evaluate_rank"]
 
@@ -123,11 +121,11 @@ def _group_bounds(keys: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]
 class RankAccumulator:
     """Streaming CMC / mAP / mINP: feed query-row blocks with :meth:`update`, read :meth:`result`.
 
-    Memory per thread: a boolean mask and at most one sorted copy of ``chunk_elements``
-    distances (usually far less: only each row's prefix up to its last true match), plus
-    a few numbers per query; the caller's block is never copied whole. A block larger
-    than one chunk is split and its chunks are scored on ``num_threads`` threads (NumPy
-    releases the GIL); the result does not depend on the split or the threads.
+    Memory per thread: a few numbers per true match and per query (rows are neither copied
+    nor sorted; only a float16 block is widened to float32, one chunk of ``chunk_elements``
+    at a time). A block larger than one chunk is split and its chunks are scored on
+    ``num_threads`` threads (the compiled counting releases the GIL); the result does not
+    depend on the split or the threads.
 
     >>> acc = RankAccumulator(max_rank=20)
     >>> for start in range(0, num_query, 256):                       # doctest: +SKIP
@@ -280,31 +278,27 @@ class RankAccumulator:
         vr = np.flatnonzero(npos > 0)
         s0 = pstart[vr]  # each valid row's first and last positive
         e0 = s0 + npos[vr] - 1
-        # every count below is of entries up to the row's last true match: sort only those
-        limit = np.full(b, -np.inf, dtype=D.dtype)
-        limit[vr] = pv[e0]
-        prefixes = sorted_prefixes(D, limit)
-        bad = prefixes.first_non_finite_row(D)
+        bad = first_non_finite_row(D)
         if bad is not None:
             raise QAConvError(
                 f"the distance matrix has non-finite entries (NaN or inf), first in query row {row_offset + bad}"
             )
+        lt_all, le_all = count_below(D, pv, np.append(pstart, pv.size))
 
-        def valid_count(r: np.ndarray, v: np.ndarray, inclusive: bool) -> np.ndarray:
-            """Remaining (non-junk) entries of row r with distance <= v (inclusive) or < v."""
-            junk_n = bsearch(jv, jstart[r], jstart[r] + jcount[r], v, right=inclusive) - jstart[r]
-            return prefixes.count_below(r, v, inclusive=inclusive) - junk_n
+        def junk_below(r: np.ndarray, v: np.ndarray, inclusive: bool) -> np.ndarray:
+            """Junk entries of row r with distance <= v (inclusive) or < v."""
+            return bsearch(jv, jstart[r], jstart[r] + jcount[r], v, right=inclusive) - jstart[r]
 
-        le = valid_count(pr, pv, inclusive=True)
+        le = le_all - junk_below(pr, pv, inclusive=True)  # remaining entries <= each positive
         gstart, gend = _group_bounds((pr, pv))
         tp_le = gend - pstart[pr] + 1
         ap_rows = np.bincount(pr, weights=tp_le / le, minlength=b)
         ap[vr] = ap_rows[vr] / npos[vr]
 
         # first true match (CMC) and last true match (INP), ties broken by gallery index
-        lt_first = valid_count(vr, pv[s0], inclusive=False)
+        lt_first = lt_all[s0] - junk_below(vr, pv[s0], inclusive=False)
         first[vr] = self._rank_of(D, vr, pv[s0], pc[s0], gend[s0] - s0 + 1, le[s0], lt_first, rows, cols, vals)
-        lt_last = valid_count(vr, pv[e0], inclusive=False)
+        lt_last = lt_all[e0] - junk_below(vr, pv[e0], inclusive=False)
         last_eq = e0 - gstart[e0] + 1
         last_rank = self._rank_of(D, vr, pv[e0], pc[e0], last_eq, le[e0], lt_last, rows, cols, vals, last=True)
         inp[vr] = npos[vr] / (last_rank + 1)
