@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from qaconv.metrics.row_counts import bsearch, count_below, first_non_finite_row
+from qaconv.metrics.row_counts import bsearch, compiled, count_below, first_non_finite_row
 
 
 def _oracle(D, values, starts, inclusive):
@@ -64,3 +64,11 @@ def test_bsearch_segments():
     vals = np.array([2.0, 2.0, 5.0, 10.0, 1.0])
     np.testing.assert_array_equal(bsearch(flat, lo, hi, vals, right=False), [1, 1, 5, 8, 4])
     np.testing.assert_array_equal(bsearch(flat, lo, hi, vals, right=True), [3, 3, 7, 8, 4])
+
+
+def test_a_kernel_without_a_writable_cache_still_compiles():
+    """numba refuses to cache a function whose source has no cache location (here: code from exec, as for a
+    read-only install without a home folder); the kernel is then compiled without a cache."""
+    namespace: dict = {}
+    exec("def twice(x):\n    return 2 * x\n", namespace)
+    assert compiled(namespace["twice"])(21) == 42

@@ -21,6 +21,8 @@ would after a sort: the results equal ``np.sum(row < v)`` and ``np.sum(row <= v)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numba import njit
 
@@ -29,7 +31,18 @@ __all__ = ["bsearch", "count_below", "first_non_finite_row"]
 _BUCKETS_PER_VALUE = 64  # about 1 entry in 64 takes the exact path; the bucket tables stay in L1/L2
 
 
-@njit(nogil=True, cache=True)
+def compiled(fn: Callable) -> Callable:
+    """``fn`` compiled by numba (without the GIL), its machine code cached on disk where a cache can be
+    written: beside the module, else in the user's cache folder. numba refuses caching (at import) where
+    neither is writable, e.g. a read-only install run by a user without a home; there it compiles per
+    process (about a second)."""
+    try:
+        return njit(nogil=True, cache=True)(fn)
+    except RuntimeError:
+        return njit(nogil=True)(fn)
+
+
+@compiled
 def _count_rows(D, values, starts, lt, le, buckets_per_value):  # pragma: no cover - compiled
     b, n = D.shape
     for r in range(b):
@@ -88,7 +101,7 @@ def _count_rows(D, values, starts, lt, le, buckets_per_value):  # pragma: no cov
             exact += below[k] + equal[k]
 
 
-@njit(nogil=True, cache=True)
+@compiled
 def _non_finite_per_row(D):  # pragma: no cover - compiled
     b, n = D.shape
     out = np.zeros(b, np.int64)
