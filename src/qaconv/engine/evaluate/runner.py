@@ -74,12 +74,8 @@ def run_evaluation(
         model.to(device)
         matcher.to(device)  # modes are left alone: extraction switches to eval and back, scoring is eval-mode math
         cache = FeatureCache(cache_folder, state_fingerprint(model, matcher, model_config)) if cache_folder else None
-        out = {
-            label: _evaluate_and_record(
-                label, ds, model, matcher, model_config, out_dir, options, device, cache, source
-            )
-            for label, ds in loaded
-        }
+        run = _Evaluation(model, matcher, model_config, out_dir, options, device, cache, source)
+        out = {label: run.record(label, ds) for label, ds in loaded}
     print(f"results: {out_dir / RESULTS_FILE}")
     return out
 
@@ -91,73 +87,65 @@ def _remove_partial_writes(out_dir: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _evaluate_and_record(
-    label: str,
-    ds: ReIDDataset,
-    model: nn.Module,
-    matcher: QAConv,
-    config: ModelConfig,
-    out_dir: Path,
-    options: EvalOptions,
-    device: torch.device,
-    cache: FeatureCache | None,
-    source: str | None,
-) -> dict[str, Any]:
-    """One test set evaluated, its table printed and its entry merged into results.json."""
-    try:
-        entry = _evaluate_testset(label, ds, model, matcher, config, out_dir, options, device, cache)
-    except QAConvError as exc:
-        message = str(exc)
-        raise QAConvError(message if label in message else f"test set {label}: {message}") from exc
-    entry["checkpoint"] = source
-    entry["options"] = dataclasses.asdict(options)
-    print(format_table(label, entry))
-    merge_result(out_dir / RESULTS_FILE, label, entry)
-    return entry
+@dataclasses.dataclass(frozen=True)
+class _Evaluation:
+    """What every test set of one `run_evaluation` call is evaluated with, and where its results go."""
 
+    model: nn.Module
+    matcher: QAConv
+    config: ModelConfig
+    out_dir: Path
+    options: EvalOptions
+    device: torch.device
+    cache: FeatureCache | None
+    source: str | None
 
-def _evaluate_testset(
-    label: str,
-    ds: ReIDDataset,
-    model: nn.Module,
-    matcher: QAConv,
-    config: ModelConfig,
-    out_dir: Path,
-    options: EvalOptions,
-    device: torch.device,
-    cache: FeatureCache | None,
-) -> dict[str, Any]:
-    """One test set's results.json entry (its files written)."""
-    for split in ("query", "gallery"):
-        if not ds.split(split):
-            raise QAConvError(f"test set {label} has no {split} images (in {ds.root})")
-    dtype = resolve_eval_dtype(options.dtype, device)
-    start = time.perf_counter()
-    kwargs = {"config": config, "options": options, "dtype": dtype, "device": device, "cache": cache}
-    q_maps = split_maps(model, ds.query, "query", label, **kwargs)
-    g_maps = split_maps(model, ds.gallery, "gallery", label, **kwargs)
-    extract_seconds = time.perf_counter() - start
-    q_maps, g_maps = _place([q_maps, g_maps], device)
-    dense_bytes = 4 * len(ds.query) * len(ds.gallery)
-    if options.save_scores and dense_bytes > DENSE_WARN_BYTES:
-        print(
-            f"{label}: --save-scores keeps the dense {len(ds.query)} x {len(ds.gallery)} score matrix "
-            f"({dense_bytes / 2**30:.1f} GiB) in memory"
-        )
-    result = evaluate_dataset(matcher, q_maps, g_maps, ds, options=options, name=label, device=device)
-    result.seconds = {"extract": extract_seconds, **result.seconds}
-    entry = {
-        "num_query": len(ds.query),
-        "num_gallery": len(ds.gallery),
-        "time_info": ds.has_time,
-        "root": ds.root,
-        "dtype": str(dtype).removeprefix("torch."),
-        **result.to_dict(),
-    }
-    files = _write_files(out_dir, label, ds, result, options)
-    if files:
-        entry["files"] = [os.path.relpath(p, out_dir) for p in files]
-    return entry
+    def record(self, label: str, ds: ReIDDataset) -> dict[str, Any]:
+        """One test set evaluated, its table printed and its entry merged into results.json."""
+        try:
+            entry = self.entry(label, ds)
+        except QAConvError as exc:
+            message = str(exc)
+            raise QAConvError(message if label in message else f"test set {label}: {message}") from exc
+        entry["checkpoint"] = self.source
+        entry["options"] = dataclasses.asdict(self.options)
+        print(format_table(label, entry))
+        merge_result(self.out_dir / RESULTS_FILE, label, entry)
+        return entry
+
+    def entry(self, label: str, ds: ReIDDataset) -> dict[str, Any]:
+        """One test set's results.json entry (its files written)."""
+        for split in ("query", "gallery"):
+            if not ds.split(split):
+                raise QAConvError(f"test set {label} has no {split} images (in {ds.root})")
+        options, device = self.options, self.device
+        dtype = resolve_eval_dtype(options.dtype, device)
+        start = time.perf_counter()
+        kwargs = {"config": self.config, "options": options, "dtype": dtype, "device": device, "cache": self.cache}
+        q_maps = split_maps(self.model, ds.query, "query", label, **kwargs)
+        g_maps = split_maps(self.model, ds.gallery, "gallery", label, **kwargs)
+        extract_seconds = time.perf_counter() - start
+        q_maps, g_maps = _place([q_maps, g_maps], device)
+        dense_bytes = 4 * len(ds.query) * len(ds.gallery)
+        if options.save_scores and dense_bytes > DENSE_WARN_BYTES:
+            print(
+                f"{label}: --save-scores keeps the dense {len(ds.query)} x {len(ds.gallery)} score matrix "
+                f"({dense_bytes / 2**30:.1f} GiB) in memory"
+            )
+        result = evaluate_dataset(self.matcher, q_maps, g_maps, ds, options=options, name=label, device=device)
+        result.seconds = {"extract": extract_seconds, **result.seconds}
+        entry = {
+            "num_query": len(ds.query),
+            "num_gallery": len(ds.gallery),
+            "time_info": ds.has_time,
+            "root": ds.root,
+            "dtype": str(dtype).removeprefix("torch."),
+            **result.to_dict(),
+        }
+        files = _write_files(self.out_dir, label, ds, result, options)
+        if files:
+            entry["files"] = [os.path.relpath(p, self.out_dir) for p in files]
+        return entry
 
 
 def _write_files(out_dir: Path, label: str, ds: ReIDDataset, result: EvalResult, options: EvalOptions) -> list[Path]:
