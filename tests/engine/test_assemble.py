@@ -132,3 +132,14 @@ def test_resuming_a_checkpoint_without_training_state_is_refused(tmp_path):
     message = f"{run.checkpoint} cannot be resumed: it lacks optimizer, schedule, sampler, rng, epoch"
     with pytest.raises(QAConvError, match=message):
         build_trainer(c, run.path, resume=True, quiet=True)
+
+
+def test_without_a_distributed_context_the_trainer_runs_on_the_configs_device(tmp_path, monkeypatch):
+    """The Python API (no torchrun context) takes the device from the config, as `qaconv train` does; it used
+    to train on the CPU whatever the config said."""
+    data = image_folder(tmp_path / "data", [1, 1, 2, 2, 3, 3, 4, 4])
+    trainer = build_trainer(config(dataset=str(data), device="cpu"), None, neighbors_fn=never_called)
+    assert trainer.ctx.device == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(QAConvError, match="--device cuda: CUDA is not available"):
+        build_trainer(config(dataset=str(data), device="cuda"), None, neighbors_fn=never_called)

@@ -22,7 +22,7 @@ from qaconv.data.loader import EpochLoader, ImageDataset, seed_everything
 from qaconv.data.readable import describe, unreadable_images
 from qaconv.data.samplers import build_sampler
 from qaconv.data.transforms import build_train_transform
-from qaconv.device import amp_dtype, half_on_cuda
+from qaconv.device import amp_dtype, half_on_cuda, resolve_device
 from qaconv.engine.callbacks import Callback, Checkpointer, ConsoleLog, CurvePlot, MetricsLog, Progress, TensorBoardLog
 from qaconv.engine.checkpoint import build_model, load_initial_weights, load_state, read_checkpoint
 from qaconv.engine.distributed import DistContext
@@ -134,7 +134,7 @@ def build_trainer(
     experiments: `callbacks` replaces the run-folder callbacks, `neighbors_fn` the graph sampler's QAConv
     neighbours (qaconv.engine.neighbors has an embedding alternative) and `guard` the guard that `config`
     describes (None: no guard)."""
-    ctx = ctx or DistContext()
+    ctx = ctx or DistContext(device=resolve_device(config.run.device))  # one process on the config's device
     device = ctx.device
     autocast = amp_dtype(config.optimization.amp, device)
     seed_everything(config.run.seed)
