@@ -45,7 +45,7 @@ import numpy as np
 
 from ..errors import QAConvError
 from .inputs import flat_labels, to_numpy
-from .row_counts import bsearch, count_below, first_non_finite_row
+from .row_counts import bsearch, count_below, counting_dtype, first_non_finite_row
 
 __all__ = ["RankResult", "RankAccumulator", "evaluate_rank"]
 
@@ -278,6 +278,7 @@ class RankAccumulator:
         vr = np.flatnonzero(npos > 0)
         s0 = pstart[vr]  # each valid row's first and last positive
         e0 = s0 + npos[vr] - 1
+        D = counting_dtype(D)  # a float16 chunk is widened once, not by each kernel call
         bad = first_non_finite_row(D)
         if bad is not None:
             raise QAConvError(

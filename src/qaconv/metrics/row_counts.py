@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 from numba import njit
 
-__all__ = ["bsearch", "count_below", "first_non_finite_row"]
+__all__ = ["bsearch", "count_below", "counting_dtype", "first_non_finite_row"]
 
 _BUCKETS_PER_VALUE = 64  # about 1 entry in 64 takes the exact path; the bucket tables stay in L1/L2
 
@@ -114,8 +114,9 @@ def _non_finite_per_row(D):  # pragma: no cover - compiled
     return out
 
 
-def _kernel_dtype(D: np.ndarray) -> np.ndarray:
-    """float32 and float64 as they are; float16 widened exactly to float32, other floats to float64."""
+def counting_dtype(D: np.ndarray) -> np.ndarray:
+    """``D`` as the kernels take it: float32 and float64 as they are (no copy); float16 widened exactly to
+    float32, other floats to float64. A caller using both functions below converts once with this."""
     if D.dtype in (np.float32, np.float64):
         return D
     return D.astype(np.float32 if D.dtype.itemsize < 4 else np.float64)
@@ -128,7 +129,7 @@ def count_below(D: np.ndarray, values: np.ndarray, starts: np.ndarray) -> tuple[
     ``starts`` has b + 1 offsets. ``D`` must be finite (see :func:`first_non_finite_row`). Returns two
     int64 arrays shaped like ``values``.
     """
-    D = _kernel_dtype(D)
+    D = counting_dtype(D)
     lt = np.zeros(values.size, dtype=np.int64)
     le = np.zeros(values.size, dtype=np.int64)
     if values.size:
@@ -140,7 +141,7 @@ def count_below(D: np.ndarray, values: np.ndarray, starts: np.ndarray) -> tuple[
 
 def first_non_finite_row(D: np.ndarray) -> int | None:
     """The first row of ``D`` holding NaN or +-inf, or None."""
-    rows = np.flatnonzero(_non_finite_per_row(_kernel_dtype(D)))
+    rows = np.flatnonzero(_non_finite_per_row(counting_dtype(D)))
     return int(rows[0]) if rows.size else None
 
 
