@@ -121,7 +121,8 @@ def main() -> None:
     if set(names) - set(VARIANTS):
         sys.exit(f"--variants: choose from {', '.join(VARIANTS)}")
     data = Path(args.out) / "data"
-    ensure_demo_data(data, IDENTITIES, seed=0, height=2 * DEMO["model.height"], width=2 * DEMO["model.width"])
+    height, width = 2 * DEMO["model.height"], 2 * DEMO["model.width"]
+    ensure_demo_data(data, IDENTITIES, IDENTITIES, seed=0, height=height, width=width)
     start = time.perf_counter()
     rows = []
     for seed in seeds:

@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
     config = demo_config(out / size_name, size, args.device, args.workers, args.seed)  # checks every option
     ctx = init_distributed(config.run.device)  # checks the device before any data is made
     with FolderLock(out, "qaconv demo"):
-        ensure_demo_data(out / size_name, size.ids, args.seed, height=2 * config.model.height,
-                         width=2 * config.model.width)  # fmt: skip
+        ensure_demo_data(out / size_name, size.train_style_ids, size.unseen_style_ids, args.seed,
+                         height=2 * config.model.height, width=2 * config.model.width)  # fmt: skip
         run_dir = out / f"run-{size_name}" if args.quick else out / "run"
         trainer, results = train_and_test(config, run_dir, ctx)
     own, unseen = (results[Path(t).name]["raw"] for t in config.evaluation.testsets)

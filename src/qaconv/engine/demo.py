@@ -19,11 +19,13 @@ from qaconv.config.presets import DEMO
 
 @dataclass(frozen=True)
 class DemoSize:
-    """How big a demo run is: identities per style (half of them train), P x K warm-up epochs (one pass over
-    the training images each), graph-sampling epochs after them (one iteration per class, at most
-    `iters_per_epoch`), and how many of the last ones run at a tenth of the learning rate."""
+    """How big a demo run is: identities of the training style and of the unseen one (half of each set are
+    its training identities, half its test split), P x K warm-up epochs (one pass over the training images
+    each), graph-sampling epochs after them (one iteration per class, at most `iters_per_epoch`), and how many
+    of the last ones run at a tenth of the learning rate."""
 
-    ids: int
+    train_style_ids: int
+    unseen_style_ids: int
     warmup_epochs: int
     gs_epochs: int
     iters_per_epoch: int
@@ -34,10 +36,13 @@ class DemoSize:
         return self.warmup_epochs + self.gs_epochs
 
 
-#: 150 training identities: a warm-up epoch is 47 iterations, a GS epoch 150. Full: 30 x 47 + 6 x 150 = 2,310
-#: iterations; quick: 11 x 47 + 150 = 667. docs/training.md ("The demo") has the measurements behind them.
-SIZES = {"full": DemoSize(ids=300, warmup_epochs=30, gs_epochs=6, iters_per_epoch=150, decayed_epochs=2),
-         "quick": DemoSize(ids=300, warmup_epochs=11, gs_epochs=1, iters_per_epoch=150)}  # fmt: skip
+#: Full: 300 training identities, a warm-up epoch of 94 iterations: 17 x 94 + 6 x 150 = 2,498 iterations. Quick:
+#: 150 training identities, a warm-up epoch of 47 iterations: 11 x 47 + 150 = 667. The unseen style's test split
+#: holds 150 identities in both. docs/training.md ("The demo") has the measurements behind them.
+SIZES = {"full": DemoSize(train_style_ids=600, unseen_style_ids=300, warmup_epochs=17, gs_epochs=6,
+                          iters_per_epoch=150, decayed_epochs=2),
+         "quick": DemoSize(train_style_ids=300, unseen_style_ids=300, warmup_epochs=11, gs_epochs=1,
+                           iters_per_epoch=150)}  # fmt: skip
 
 
 TRAIN_STYLE, UNSEEN_STYLE = "B", "A"
@@ -62,10 +67,12 @@ def demo_config(data: Path, size: DemoSize, device: str = "auto", workers: int =
     )
 
 
-def ensure_demo_data(data: Path, num_ids: int, seed: int, height: int, width: int) -> None:
+def ensure_demo_data(data: Path, train_style_ids: int, unseen_style_ids: int, seed: int, height: int,
+                     width: int) -> None:  # fmt: skip
     """Generate both styles once (style B with seed + 1); later runs reuse them while their meta.json matches."""
+    ids = {TRAIN_STYLE: train_style_ids, UNSEEN_STYLE: unseen_style_ids}
     for style in ("A", "B"):
-        ensure_synthetic_set(data / f"synth-{style}", num_ids, style, seed + (style == "B"), height, width)
+        ensure_synthetic_set(data / f"synth-{style}", ids[style], style, seed + (style == "B"), height, width)
 
 
 def ensure_synthetic_set(folder: Path, num_ids: int, style: str, seed: int, height: int, width: int) -> Path:
