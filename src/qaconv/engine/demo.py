@@ -67,12 +67,13 @@ def demo_config(data: Path, size: DemoSize, device: str = "auto", workers: int =
     )
 
 
-def ensure_demo_data(data: Path, train_style_ids: int, unseen_style_ids: int, seed: int, height: int,
-                     width: int) -> None:  # fmt: skip
-    """Generate both styles once (style B with seed + 1); later runs reuse them while their meta.json matches."""
-    ids = {TRAIN_STYLE: train_style_ids, UNSEEN_STYLE: unseen_style_ids}
-    for style in ("A", "B"):
-        ensure_synthetic_set(data / f"synth-{style}", ids[style], style, seed + (style == "B"), height, width)
+def ensure_demo_data(
+    data: Path, train_style_ids: int, unseen_style_ids: int, seed: int, height: int, width: int
+) -> None:
+    """Generate both styles once (the training style with seed + 1); later runs reuse them while their
+    meta.json matches."""
+    for style, num_ids in ((UNSEEN_STYLE, unseen_style_ids), (TRAIN_STYLE, train_style_ids)):
+        ensure_synthetic_set(data / f"synth-{style}", num_ids, style, seed + (style == TRAIN_STYLE), height, width)
 
 
 def ensure_synthetic_set(folder: Path, num_ids: int, style: str, seed: int, height: int, width: int) -> Path:
