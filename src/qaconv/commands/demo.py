@@ -49,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"\n{f'in-domain (style {TRAIN_STYLE} test split):':32} {_metrics(own)}\n"
         f"{f'unseen style {UNSEEN_STYLE}:':32} {_metrics(unseen)}\n"
-        f"training loss: {_loss_summary(trainer.history, config.optimization.margin)}; "
-        f"{time.perf_counter() - start:.0f} s in all\n"
+        f"training loss: {_loss_summary(trainer.history, config.optimization.margin)}\n"
+        f"batch-hard accuracy: {_accuracy_summary(trainer.history)}; {time.perf_counter() - start:.0f} s in all\n"
         f"checkpoint: {run_dir / 'checkpoint.pt'}\nresults:    {run_dir / 'results.json'}\n"
         f"curves:     {run_dir / 'training_curves.png'}\n"
         "search the unseen style's gallery in a browser (needs the serve extra, docs/serve.md):\n  "
@@ -59,16 +59,39 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _phases(history: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The epochs of each loss the run trained with, in order (the warm-up's, then the main one)."""
+    phases: dict[str, list[dict[str, Any]]] = {}
+    for epoch in history:
+        phases.setdefault(epoch.get("loss_name", ""), []).append(epoch)
+    return phases
+
+
+def _span(values: list[float], fmt: str) -> str:
+    return " -> ".join(format(v, fmt) for v in (values[0], values[-1])) if len(values) > 1 else format(values[0], fmt)
+
+
 def _loss_summary(history: list[dict[str, Any]], margin: float) -> str:
     """First -> last epoch's loss of each loss the run trained with (the warm-up's, then the main one)."""
-    names = [h.get("loss_name", "") for h in history]
+    phases = _phases(history)
     parts = []
-    for name in dict.fromkeys(names):
-        losses = [h["loss"] for h, n in zip(history, names, strict=True) if n == name]
-        notes = (["warm-up"] if name != names[-1] else []) + ([f"margin {margin:g}"] if name == "triplet" else [])
-        span = f"{losses[0]:.2f} -> {losses[-1]:.2f}" if len(losses) > 1 else f"{losses[0]:.2f}"
+    for name, epochs in phases.items():
+        notes = ["warm-up"] if name != list(phases)[-1] else []
+        notes += [f"margin {margin:g}"] if name == "triplet" else []
+        span = _span([e["loss"] for e in epochs], ".2f")
         parts.append(f"{name} {span}" + (f" ({', '.join(notes)})" if notes else ""))
     return ", ".join(parts)
+
+
+def _accuracy_summary(history: list[dict[str, Any]]) -> str:
+    """First -> last epoch's batch-hard accuracy under each loss. Graph-sampled batches hold each class's
+    nearest classes, so their accuracy (and the triplet loss) stays lower than on random P x K batches."""
+    return (
+        ", ".join(
+            f"{name} {_span([100 * e['acc'] for e in epochs], '.0f')}%" for name, epochs in _phases(history).items()
+        )
+        + " (the triplet epochs see graph-sampled batches, the hardest ones: docs/training.md)"
+    )
 
 
 def _metrics(raw: dict[str, float]) -> str:
