@@ -49,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"\n{f'in-domain (style {TRAIN_STYLE} test split):':32} {_metrics(own)}\n"
         f"{f'unseen style {UNSEEN_STYLE}:':32} {_metrics(unseen)}\n"
-        f"training loss: {_loss_summary(trainer.history, config.optimization.margin)}\n"
-        f"batch-hard accuracy: {_accuracy_summary(trainer.history)}; {time.perf_counter() - start:.0f} s in all\n"
+        f"training loss: {_loss_summary(trainer.history, config.optimization.margin)}; "
+        f"{time.perf_counter() - start:.0f} s in all\n"
+        f"batch-hard accuracy: {_accuracy_summary(trainer.history)}\n"
         f"checkpoint: {run_dir / 'checkpoint.pt'}\nresults:    {run_dir / 'results.json'}\n"
         f"curves:     {run_dir / 'training_curves.png'}\n"
         "search the unseen style's gallery in a browser (needs the serve extra, docs/serve.md):\n  "
@@ -90,7 +91,7 @@ def _accuracy_summary(history: list[dict[str, Any]]) -> str:
         ", ".join(
             f"{name} {_span([100 * e['acc'] for e in epochs], '.0f')}%" for name, epochs in _phases(history).items()
         )
-        + " (the triplet epochs see graph-sampled batches, the hardest ones: docs/training.md)"
+        + " (triplet on graph-sampled batches, the hardest: docs/training.md)"
     )
 
 
