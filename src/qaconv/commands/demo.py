@@ -17,6 +17,7 @@ from qaconv.config import TrainConfig
 from qaconv.engine.demo import SIZES, TRAIN_STYLE, UNSEEN_STYLE, demo_config, ensure_demo_data
 from qaconv.lock import FolderLock
 from qaconv.serve import serve_commands
+from qaconv.viz.curves import epochs_by_loss
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,24 +61,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _phases(history: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The epochs of each loss the run trained with, in order (the warm-up's, then the main one)."""
-    phases: dict[str, list[dict[str, Any]]] = {}
-    for epoch in history:
-        phases.setdefault(epoch.get("loss_name", ""), []).append(epoch)
-    return phases
-
-
 def _span(values: list[float], fmt: str) -> str:
     return " -> ".join(format(v, fmt) for v in (values[0], values[-1])) if len(values) > 1 else format(values[0], fmt)
 
 
 def _loss_summary(history: list[dict[str, Any]], margin: float) -> str:
     """First -> last epoch's loss of each loss the run trained with (the warm-up's, then the main one)."""
-    phases = _phases(history)
+    phases = epochs_by_loss(history)
+    main_loss = list(phases)[-1]
     parts = []
     for name, epochs in phases.items():
-        notes = ["warm-up"] if name != list(phases)[-1] else []
+        notes = ["warm-up"] if name != main_loss else []
         notes += [f"margin {margin:g}"] if name == "triplet" else []
         span = _span([e["loss"] for e in epochs], ".2f")
         parts.append(f"{name} {span}" + (f" ({', '.join(notes)})" if notes else ""))
@@ -89,7 +83,8 @@ def _accuracy_summary(history: list[dict[str, Any]]) -> str:
     nearest classes, so their accuracy (and the triplet loss) stays lower than on random P x K batches."""
     return (
         ", ".join(
-            f"{name} {_span([100 * e['acc'] for e in epochs], '.0f')}%" for name, epochs in _phases(history).items()
+            f"{name} {_span([100 * e['acc'] for e in epochs], '.0f')}%"
+            for name, epochs in epochs_by_loss(history).items()
         )
         + " (triplet on graph-sampled batches, the hardest: docs/training.md)"
     )
