@@ -1,29 +1,37 @@
-"""Graph Sampling vs P x K sampling where the models learn: from a warm start, and from scratch with the warm-up.
+"""Graph Sampling vs P x K sampling where the models learn: from a warm start, and from scratch.
 
-Data: synthetic style A with --ids identities (half of them train: 1,000 classes by default, so a batch of the
-paper's 32 classes holds 3% of them, MSMT17's share, and mostly easy negatives when drawn at random), tested on
-the test split of the unseen style B (--test-ids identities). Network: the demo's (ResNet-18 IBN-b to layer2 at
-64 x 32, neck 64), with the paper's batch: B = 64, K = 2 (P = 32 classes).
+Two data sets (`--data`):
+- synthetic (default): synthetic style A with --ids identities (half of them train: 1,000 classes by default, so a
+  batch of the paper's 32 classes holds 3% of them, MSMT17's share, and mostly easy negatives when drawn at
+  random), tested on the test split of the unseen style B (--test-ids identities). Network: the demo's
+  (ResNet-18 IBN-b to layer2 at 64 x 32, neck 64), with the paper's batch: B = 64, K = 2 (P = 32 classes).
+- glyphs: the glyph benchmark (benchmarks/glyphs; --glyphs DIR holds its msmt17/ folder): 2,000 syllables in
+  print faces, tested on unseen syllables in unseen handwriting faces. Network: ResNet-18 at 64 x 64 (cut after
+  layer3), B = 32, epochs of at most 200 iterations, the setting of benchmarks/recipe_study.py.
 
 Scenarios:
-- warm: one model is trained first from random weights (the scratch recipe with P x K batches, --warm-iters
-  iterations), the analogue of the paper's ImageNet start. From that checkpoint each sampler trains with the
-  paper's recipe unchanged (triplet loss, margin 16, lr 0.005 with the backbone at 0.1x, frozen BN statistics).
-- scratch: from random weights with the scratch recipe; GS starts with --gs-warmup-epochs random P x K epochs
-  (QAConv 2.0's pre-epochs) and PK samples P x K throughout. Both train with the triplet loss throughout (the
-  recipe's pairwise warm-up loss is turned off), so that only the batches differ.
+- warm: one model is trained first from random weights with P x K batches (the scratch recipe, --warm-iters
+  iterations; on glyphs with the pairwise loss, the best P x K run of the recipe study), the analogue of the
+  paper's ImageNet start. From that checkpoint each sampler trains with the default recipe of a warm start
+  (`--recipe auto` picks `warm`: the paper's recipe, with the logit scale kept at least 1).
+- scratch: from random weights with the scratch recipe. On synthetic data GS starts with --gs-warmup-epochs
+  random P x K epochs and both samplers train with the triplet loss throughout (only the batches differ); on
+  glyphs GS is the default (`--gs-warmup auto`, the pairwise loss in the warm-up) and P x K trains with the
+  pairwise loss (the best P x K run of the recipe study).
 
 Budget: equal training iterations per run, with each GS graph charged as (graph seconds / iteration seconds)
-iterations, both measured once at the start (a GS epoch here has one iteration per class, so one graph is built
-per 1,000 iterations). Rank-1 and mAP on style B at the start and after every budget / --points (evaluation is
-not counted); GS and PK of one seed run back to back, the order alternating per seed. One torch thread by
-default: on a 2-core machine shared with other jobs that is the steadiest (see docs/reproduction.md).
+iterations, both measured once at the start. Rank-1 and mAP on the held-out test set at the start and after
+every budget / --points (evaluation is not counted); GS and PK of one seed run back to back, the order
+alternating per seed. One torch thread by default: on a 2-core machine shared with other jobs that is the
+steadiest (see docs/reproduction.md).
 
-    python -m benchmarks.gs_vs_pk            # 3 seeds x 2 samplers x 2 scenarios: about an hour on 2 cores
+    python -m benchmarks.gs_vs_pk            # synthetic: 3 seeds x 2 samplers x 2 scenarios: about an hour
     python -m benchmarks.gs_vs_pk --quick    # 1 seed, 200 classes, short budgets: a few minutes
+    python -m benchmarks.gs_vs_pk --data glyphs --glyphs data/glyphs
 
-Writes benchmarks/results/gs_vs_pk.json (one row per run and evaluation point) and the plot (docs/gs_vs_pk.png,
-or <out>/gs_vs_pk-quick.png with --quick); docs/reproduction.md discusses the results.
+Writes benchmarks/results/gs_vs_pk.json (gs_vs_pk_glyphs.json for the glyphs; one row per run and evaluation
+point) and the plot (docs/gs_vs_pk.png, docs/gs_vs_pk_glyphs.png, or <out>/gs_vs_pk-quick.png with --quick);
+docs/reproduction.md discusses the results.
 """
 
 from __future__ import annotations
@@ -60,9 +68,10 @@ NETWORK = {k: v for k, v in DEMO.items() if k.startswith("model.")}
 
 @dataclass
 class Setting:
-    """What one invocation compares."""
+    """What one invocation compares: `values` are the options of every run (data, network, batch)."""
 
-    data: Path
+    data: str
+    values: dict[str, Any]
     warm_start: Path
     budget: dict[str, int]
     points: int
@@ -90,12 +99,13 @@ def sibling_matrix(train_records: list[Any], meta_path: Path) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------ evaluation
 
 
-class StyleBEvaluator:
-    """Rank-1 and mAP on the unseen style's test split (float32, raw QAConv scores), cached by weights."""
+class HeldOutEvaluator:
+    """Rank-1 and mAP on the held-out test set (float32, raw QAConv scores), cached by weights."""
 
-    def __init__(self, folder: Path, workers: int) -> None:
-        self.dataset = open_dataset(str(folder))
-        self.options = EvalOptions(dtype="float32", workers=workers, batch_size=256)
+    def __init__(self, dataset: Any, setting: Setting) -> None:
+        self.dataset = dataset
+        self.size = {"height": setting.values["model.height"], "width": setting.values["model.width"]}
+        self.options = EvalOptions(dtype="float32", workers=setting.workers, batch_size=256)
         self.cache: dict[str, dict[str, float]] = {}
 
     def __call__(self, trainer: Trainer) -> dict[str, float]:
@@ -106,7 +116,7 @@ class StyleBEvaluator:
 
     def _evaluate(self, trainer: Trainer) -> dict[str, float]:
         ds = self.dataset
-        kw = dict(height=NETWORK["model.height"], width=NETWORK["model.width"], batch_size=256, device=trainer.device)
+        kw = dict(**self.size, batch_size=256, device=trainer.device)
         q_maps = extract_feature_maps(trainer.model, ds.query, **kw)
         g_maps = extract_feature_maps(trainer.model, ds.gallery, **kw)
         raw = evaluate_dataset(trainer.matcher, q_maps, g_maps, ds, options=self.options).metrics["raw"]
@@ -117,25 +127,19 @@ class StyleBEvaluator:
 
 
 def run_config(setting: Setting, scenario: str, sampler: str, seed: int) -> Any:
-    """The TrainConfig of one run: the paper's recipe from the warm start, or the scratch recipe."""
-    values = {
-        **NETWORK,
-        "data.dataset": str(setting.data / "A"),
-        "evaluation.testsets": [],
-        "sampler.name": "pk" if sampler == "pk" else "gs",
-        "sampler.batch_size": 64,
-        "sampler.num_instances": 2,
-        "run.seed": seed,
-        "run.workers": setting.workers,
-        "run.device": "cpu",
-    }
+    """The TrainConfig of one run: the warm start's default recipe from the warm start, or the scratch recipe."""
+    values = {**setting.values, "evaluation.testsets": [], "sampler.name": "pk" if sampler == "pk" else "gs"}
+    values.update({"run.seed": seed, "run.workers": setting.workers, "run.device": "cpu", "model.pretrained": None})
     if scenario == "warm":
-        values.update({"recipe": "paper", "model.pretrained": None, "model.init_from": str(setting.warm_start)})
+        values.update({"recipe": "auto", "model.init_from": str(setting.warm_start)})
+    elif setting.data == "glyphs":
+        values["recipe"] = "scratch"  # GS: the default, an automatic warm-up with the pairwise loss
+        if sampler == "pk":
+            values["optimization.loss"] = "pairwise"
     else:
-        values.update({"recipe": "scratch", "model.pretrained": None, "optimization.lr": DEMO["optimization.lr"]})
+        values.update({"recipe": "scratch", "optimization.lr": DEMO["optimization.lr"]})
         values["optimization.warmup_loss"] = "same"  # both samplers train with one loss: only the batches differ
-        if sampler != "pk":
-            values["sampler.gs_warmup_epochs"] = setting.gs_warmup_epochs
+        values["sampler.gs_warmup"] = setting.gs_warmup_epochs if sampler != "pk" else 0
     return recipe_config(values)
 
 
@@ -158,41 +162,41 @@ def make_trainer(setting: Setting, scenario: str, sampler: str, seed: int) -> Tr
 
 
 def train_with_budget(
-    trainer: Trainer, setting: Setting, budget: int, evaluate: StyleBEvaluator, siblings: np.ndarray
+    trainer: Trainer, setting: Setting, budget: int, evaluate: HeldOutEvaluator, siblings: np.ndarray | None
 ) -> list[dict[str, Any]]:
     """Train for `budget` iterations (graphs charged), evaluating at the start and after each budget / points."""
     rows = [{"iterations": 0, "charged": 0.0, "epochs": 0, **evaluate(trainer)}]
-    warmup = getattr(trainer.sampler, "warmup_epochs", None)  # None: P x K, which builds no graph
-    charged, iterations, epoch = 0.0, 0, 0
+    charged, iterations = 0.0, 0
     for point in range(1, setting.points + 1):
         target = budget * point / setting.points
         segment: list[dict[str, Any]] = []
         while charged < target - 0.5:
-            epoch += 1
-            cost = setting.graph_cost if warmup is not None and epoch > warmup else 0.0
-            stats = trainer.train_epoch(epoch, max_batches=max(1, round(target - charged - cost)))
+            cost = setting.graph_cost if trainer.sampler.graph_epoch(trainer.epoch + 1) else 0.0
+            stats = trainer.run_epoch(max_batches=max(1, round(target - charged - cost)))
             charged += stats["batches"] + cost
             iterations += stats["batches"]
             segment.append(epoch_stats(trainer, stats, siblings))
-        row = {"iterations": iterations, "charged": charged, "epochs": epoch, **evaluate(trainer)}
+        row = {"iterations": iterations, "charged": charged, "epochs": trainer.epoch, **evaluate(trainer)}
         row.update({key: float(np.mean([s[key] for s in segment if key in s])) for key in segment[-1]})
         rows.append(row)
     return rows
 
 
-def epoch_stats(trainer: Trainer, stats: dict[str, Any], siblings: np.ndarray) -> dict[str, float]:
-    """Loss, training accuracy, logit scale and how hard the epoch's batches were (near-twin class pairs)."""
-    used = trainer.sampler.last_batch_classes[: stats["batches"]]
-    inside = siblings[used[:, :, None], used[:, None, :]]
+def epoch_stats(trainer: Trainer, stats: dict[str, Any], siblings: np.ndarray | None) -> dict[str, float]:
+    """Loss, training accuracy, logit scale and, on synthetic data, how hard the epoch's batches were (near-twin
+    class pairs)."""
     out = {
         "batches": stats["batches"],
         "loss": stats["loss"],
         "train_acc": stats["acc"],
         "logit_scale": float(trainer.matcher.logit_bn.weight.detach()),
-        "sibling_pairs": float(inside.sum(axis=(1, 2)).mean() / 2),
     }
-    neighbors = getattr(trainer.sampler, "last_neighbors", None)
-    if neighbors is not None:
+    if siblings is None:
+        return out
+    used = trainer.sampler.last_batch_classes[: stats["batches"]]
+    out["sibling_pairs"] = float(siblings[used[:, :, None], used[:, None, :]].sum(axis=(1, 2)).mean() / 2)
+    if trainer.sampler.graph_epoch(stats["epoch"]):
+        neighbors = trainer.sampler.last_neighbors
         out["sibling_recall"] = float(siblings[np.arange(len(neighbors))[:, None], neighbors].sum() / siblings.sum())
     return out
 
@@ -201,11 +205,12 @@ def epoch_stats(trainer: Trainer, stats: dict[str, Any], siblings: np.ndarray) -
 
 
 def train_warm_start(setting: Setting, iterations: int, num_classes: int) -> None:
-    """The shared warm start: the scratch recipe with P x K batches (seed 0), for about `iterations`
-    iterations (whole P x K epochs of ceil(classes / 32) batches), written as a run folder; a finished one of
-    the same length is reused."""
+    """The shared warm start: the scratch recipe with P x K batches (seed 0; on glyphs with the pairwise loss),
+    for about `iterations` iterations (whole epochs), written as a run folder; a finished one of the same
+    length is reused."""
     config = run_config(setting, "scratch", "pk", seed=0)
-    epochs = max(1, round(iterations / -(-num_classes // 32)))
+    per_epoch = min(-(-num_classes // 32), config.schedule.max_iters_per_epoch or num_classes)
+    epochs = max(1, round(iterations / per_epoch))
     config.schedule.max_epochs = config.schedule.step_factor = epochs  # fixed schedule, no decay before the end
     metrics = setting.warm_start.parent / "metrics.jsonl"
     if setting.warm_start.is_file() and metrics.is_file() and len(metrics.read_text().splitlines()) == epochs:
@@ -299,22 +304,25 @@ def plot(summary: list[dict[str, Any]], path: Path, title: str) -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="synthetic", choices=("synthetic", "glyphs"), help="the data set")
+    parser.add_argument("--glyphs", default=str(ROOT / "data" / "glyphs"), help="the glyph benchmark's data folder")
     parser.add_argument("--quick", action="store_true", help="one seed, 400 identities, short budgets")
     parser.add_argument("--scenarios", default="warm,scratch", help="comma-separated: warm, scratch")
     parser.add_argument("--samplers", default="gs,pk", help="comma-separated: gs, pk, gs-random (control)")
     parser.add_argument("--seeds", help="comma-separated training seeds (default 0,1,2; --quick 0)")
     parser.add_argument("--ids", type=int, help="style A identities, half for training (default 2000; --quick 400)")
     parser.add_argument("--test-ids", type=int, help="style B identities, half tested (default 600; --quick 200)")
-    parser.add_argument("--warm-iters", type=int, help="iterations of the warm start (default 1500; --quick 150)")
+    parser.add_argument("--warm-iters", type=int, help="iterations of the warm start (default 1500, glyphs 1200; "
+                        "--quick 150)")  # fmt: skip
     parser.add_argument("--budget-warm", type=int, help="iterations per warm-start run (default 600; --quick 60)")
     parser.add_argument("--budget-scratch", type=int, help="iterations per scratch run (default 1200; --quick 120)")
-    parser.add_argument("--gs-warmup-epochs", type=int, default=1, help="scratch GS: random P x K epochs first")
+    parser.add_argument("--gs-warmup-epochs", type=int, default=1, help="synthetic scratch GS: P x K epochs first")
     parser.add_argument("--points", type=int, help="evaluations after the start (default 4; --quick 2)")
     parser.add_argument("--workers", type=int, default=0, help="data loading processes (0: in-process)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadiest on a shared CPU)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "gs_vs_pk"), help="folder for data and the warm start")
     parser.add_argument("--results", help="write the rows to this JSON file instead of benchmarks/results/")
-    parser.add_argument("--plot", help="PNG path (default docs/gs_vs_pk.png; --quick <out>/gs_vs_pk-quick.png)")
+    parser.add_argument("--plot", help="PNG path (default docs/gs_vs_pk[_glyphs].png; --quick <out>/...-quick.png)")
     parser.add_argument(
         "--merge", help="comma-separated --results files of runs made in parallel (one scenario each): write their "
         "rows to benchmarks/results/ and the plot, train nothing"
@@ -322,25 +330,60 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def merge(files: list[str], plot_path: Path) -> None:
+def result_name(data: str) -> str:
+    return "gs_vs_pk" if data == "synthetic" else f"gs_vs_pk_{data}"
+
+
+def merge(files: list[str], data: str, plot_path: Path) -> None:
     """One results file and one plot from the --results files of scenarios run as parallel processes."""
     parts = [json.loads(Path(f).read_text()) for f in files]
     rows = [row for part in parts for row in part["rows"]]
     summary = summarise(rows)
     print(markdown_table(summary))
-    plot(summary, plot_path, "train synthetic style A (1000 classes), test unseen style B; ResNet-18 IBN-b 64x32, "
-         f"B=64, K=2; {len({r['seed'] for r in rows})} seeds; mean ± std")  # fmt: skip
+    plot(summary, plot_path, f"{TITLES[data]}; {len({r['seed'] for r in rows})} seeds; mean ± std")
     save(
-        "gs_vs_pk",
+        result_name(data),
         rows,
         notes=" | ".join(part["notes"] for part in parts) + f" | merged with --merge {','.join(files)}",
     )
 
 
+TITLES = {
+    "synthetic": "train synthetic style A (1000 classes), test unseen style B; ResNet-18 IBN-b 64x32, B=64, K=2",
+    "glyphs": "train 2000 syllables in print faces, test unseen syllables in handwriting faces; ResNet-18 64x64, "
+    "B=32, K=2",
+}
+
+
+def prepare(args: argparse.Namespace, pick: Callable[..., Any]) -> tuple[Setting, Any, np.ndarray | None, int]:
+    """(the setting, the held-out test set, the near-twin matrix of synthetic data or None, training classes)."""
+    budget = {"warm": pick(args.budget_warm, 600, 60), "scratch": pick(args.budget_scratch, 1200, 120)}
+    if args.data == "glyphs":
+        values = {"data.dataset": "msmt17", "data.data_dir": args.glyphs, "model.arch": "resnet18",
+                  "model.height": 64, "model.width": 64, "sampler.batch_size": 32, "schedule.max_epochs": 60,
+                  "schedule.max_iters_per_epoch": 200}  # fmt: skip
+        out = Path(args.out) / "glyphs"
+        setting = Setting("glyphs", values, out / "warm" / "checkpoint.pt", budget, pick(args.points, 4, 2),
+                          args.gs_warmup_epochs, args.workers)  # fmt: skip
+        dataset = open_dataset("msmt17", args.glyphs)
+        return setting, dataset, None, dataset.num_train_ids
+    num_ids, test_ids = pick(args.ids, 2000, 400), pick(args.test_ids, 600, 200)
+    out = Path(args.out) / f"ids{num_ids}"
+    ensure_synthetic_set(out / "A", num_ids, "A", seed=0, height=64, width=32)
+    ensure_synthetic_set(out / "B", test_ids, "B", seed=1, height=64, width=32)
+    values = {**NETWORK, "data.dataset": str(out / "A"), "sampler.batch_size": 64, "sampler.num_instances": 2}
+    setting = Setting("synthetic", values, out / "warm" / "checkpoint.pt", budget, pick(args.points, 4, 2),
+                      args.gs_warmup_epochs, args.workers)  # fmt: skip
+    train = open_dataset(str(out / "A")).train
+    siblings = sibling_matrix(train, out / "A" / "meta.json")
+    return setting, open_dataset(str(out / "B")), siblings, siblings.shape[0]
+
+
 def main() -> None:
     args = parse_args()
+    default_plot = ROOT / "docs" / f"{result_name(args.data)}.png"
     if args.merge:
-        merge(args.merge.split(","), Path(args.plot) if args.plot else ROOT / "docs" / "gs_vs_pk.png")
+        merge(args.merge.split(","), args.data, Path(args.plot) if args.plot else default_plot)
         return
     quick = args.quick
     pick = lambda value, full, short: value if value is not None else (short if quick else full)  # noqa: E731
@@ -349,26 +392,13 @@ def main() -> None:
     samplers = [s for s in args.samplers.split(",") if s]
     if set(scenarios) - set(SCENARIOS) or set(samplers) - set(NAMES) or not scenarios or not samplers:
         sys.exit(f"--scenarios: choose from {', '.join(SCENARIOS)}; --samplers: choose from {', '.join(NAMES)}")
-    num_ids, test_ids = pick(args.ids, 2000, 400), pick(args.test_ids, 600, 200)
-    out = Path(args.out) / f"ids{num_ids}"
-    setting = Setting(
-        data=out,
-        warm_start=out / "warm" / "checkpoint.pt",
-        budget={"warm": pick(args.budget_warm, 600, 60), "scratch": pick(args.budget_scratch, 1200, 120)},
-        points=pick(args.points, 4, 2),
-        gs_warmup_epochs=args.gs_warmup_epochs,
-        workers=args.workers,
-    )
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    ensure_synthetic_set(out / "A", num_ids, "A", seed=0, height=64, width=32)
-    ensure_synthetic_set(out / "B", test_ids, "B", seed=1, height=64, width=32)
-    train = open_dataset(str(out / "A")).train
-    siblings = sibling_matrix(train, out / "A" / "meta.json")
-    evaluate = StyleBEvaluator(out / "B", args.workers)
-    warm_iters = pick(args.warm_iters, 1500, 150)
-    print(f"{len(train)} training images of {siblings.shape[0]} classes; warm start: {warm_iters} P x K iterations")
-    train_warm_start(setting, warm_iters, siblings.shape[0])
+    setting, test_set, siblings, num_classes = prepare(args, pick)
+    evaluate = HeldOutEvaluator(test_set, setting)
+    warm_iters = pick(args.warm_iters, 1200 if args.data == "glyphs" else 1500, 150)
+    print(f"{num_classes} training classes; warm start: {warm_iters} P x K iterations")
+    train_warm_start(setting, warm_iters, num_classes)
     iter_s, graph_s = calibrate(setting)
     setting.graph_cost = graph_s / iter_s
     print(f"{iter_s:.2f} s per iteration, {graph_s:.2f} s per graph: a graph costs {setting.graph_cost:.1f} iterations")
@@ -389,23 +419,20 @@ def main() -> None:
                 )
     summary = summarise(rows)
     print(markdown_table(summary))
-    plot_path = (
-        Path(args.plot) if args.plot else (out / "gs_vs_pk-quick.png" if quick else ROOT / "docs" / "gs_vs_pk.png")
-    )
-    plot(summary, plot_path, f"train synthetic style A ({siblings.shape[0]} classes), test unseen style B; "
-         f"ResNet-18 IBN-b 64x32, B=64, K=2; {len(seeds)} seed(s); mean ± std")  # fmt: skip
+    plot_path = Path(args.plot) if args.plot else (Path(args.out) / "gs_vs_pk-quick.png" if quick else default_plot)
+    plot(summary, plot_path, f"{TITLES[args.data]}; {len(seeds)} seed(s); mean ± std")
     notes = (
         " ".join(["python -m benchmarks.gs_vs_pk", *sys.argv[1:]])
-        + f": {siblings.shape[0]} training classes, style B {test_ids // 2} test ids; budgets {setting.budget} "
-        f"iterations, a GS graph charged {setting.graph_cost:.1f} iterations ({iter_s:.2f} s per iteration, "
-        f"{graph_s:.2f} s per graph); warm start {warm_iters} P x K iterations; seeds {seeds}; "
-        f"{torch.get_num_threads()} torch thread(s); whole script {time.perf_counter() - start:.0f} s"
+        + f": {num_classes} training classes; budgets {setting.budget} iterations, a GS graph charged "
+        f"{setting.graph_cost:.1f} iterations ({iter_s:.2f} s per iteration, {graph_s:.2f} s per graph); warm start "
+        f"{warm_iters} P x K iterations; seeds {seeds}; {torch.get_num_threads()} torch thread(s); whole script "
+        f"{time.perf_counter() - start:.0f} s"
     )
     if args.results:
-        Path(args.results).write_text(json.dumps({"benchmark": "gs_vs_pk", "machine": machine(), "notes": notes,
-                                                  "rows": rows}, indent=2) + "\n")  # fmt: skip
+        Path(args.results).write_text(json.dumps({"benchmark": result_name(args.data), "machine": machine(),
+                                                  "notes": notes, "rows": rows}, indent=2) + "\n")  # fmt: skip
     else:
-        save("gs_vs_pk", rows, notes=notes)
+        save(result_name(args.data), rows, notes=notes)
     print(f"plot: {plot_path}")
 
 

@@ -129,8 +129,8 @@ def test_a_registered_loss_is_built_by_its_name(monkeypatch):
     @register_loss("echo")
     class Echo:
         @classmethod
-        def from_options(cls, matcher, **options):
-            return matcher, options
+        def from_options(cls, matcher, *, margin):
+            return matcher, {"margin": margin}
 
     assert build_loss("echo", "m", margin=1.0) == ("m", {"margin": 1.0})
     assert "echo" not in LOSSES
@@ -140,10 +140,10 @@ def test_the_warmup_loss_trains_its_epochs_and_the_main_loss_after_them():
     scores = torch.tensor(HAND_SCORES)
     matcher = FixedScores(scores)
     pairwise, triplet = PairwiseMatchingLoss(matcher), TripletLoss(matcher, margin=4.0)
-    criterion = WarmupLoss(pairwise, triplet, epochs=2)
+    criterion = WarmupLoss(pairwise, triplet)
     features = torch.zeros(4, 1)
     for epoch, expected in [(1, pairwise), (2, pairwise), (3, triplet), (7, triplet)]:
-        criterion.set_epoch(epoch)
+        criterion.set_epoch(epoch, warmup=expected is pairwise)
         loss, _ = criterion(features, HAND_LABELS)
         torch.testing.assert_close(loss, expected(features, HAND_LABELS)[0])
         assert criterion.name == expected.name and criterion.last_spread is expected.last_spread
@@ -152,4 +152,4 @@ def test_the_warmup_loss_trains_its_epochs_and_the_main_loss_after_them():
 
 def test_the_warmup_loss_and_the_main_loss_share_the_matcher():
     with pytest.raises(QAConvError, match="must share one matcher"):
-        WarmupLoss(PairwiseMatchingLoss(QAConv(16, 6, 4)), TripletLoss(QAConv(16, 6, 4)), epochs=1)
+        WarmupLoss(PairwiseMatchingLoss(QAConv(16, 6, 4)), TripletLoss(QAConv(16, 6, 4)))

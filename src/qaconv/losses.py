@@ -11,7 +11,6 @@ graph-sampling warm-up epochs and the other after them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +26,7 @@ LOSSES: dict[str, type] = {}
 
 def register_loss(name: str) -> Callable[[type], type]:
     """Class decorator: make the loss available as `--loss name`; the class builds itself with
-    `from_options(matcher, margin=...)` and takes what it needs."""
+    `from_options(matcher, margin=...)` (a loss without a margin ignores it)."""
 
     def decorator(cls: type) -> type:
         LOSSES[name] = cls
@@ -37,10 +36,11 @@ def register_loss(name: str) -> Callable[[type], type]:
     return decorator
 
 
-def build_loss(name: str, matcher: nn.Module, **options: Any) -> nn.Module:
+def build_loss(name: str, matcher: nn.Module, *, margin: float = 16.0) -> Criterion:
+    """The registered loss `name` on `matcher` (`margin`: the triplet loss's, on the matcher's logits)."""
     if name not in LOSSES:
         raise QAConvError(f"--loss must be one of {', '.join(LOSSES)}, got {name!r}")
-    return LOSSES[name].from_options(matcher, **options)
+    return LOSSES[name].from_options(matcher, margin=margin)
 
 
 def _hardest_pairs(score: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -61,13 +61,28 @@ def _check_batch(features: Tensor, labels: Tensor) -> None:
         )
 
 
-class _ScoreLoss(nn.Module):
-    """A loss on `matcher(features, features)`; remembers the spread of the last score matrix."""
+class Criterion(nn.Module):
+    """What the Trainer trains with: forward(feature maps [B,C,H,W], labels [B]) -> (loss [B], accuracy [B]).
+
+    `matcher` is the QAConv matcher it scores pairs with (the Trainer optimises and checkpoints it), `name`
+    how logs call the loss, `last_spread` the standard deviation of the last batch's scores (the training
+    guard watches it for a collapse; None when unknown), and `set_epoch(epoch, warmup)` is called before
+    every epoch (1-based; `warmup`: whether it is a warm-up epoch of the graph sampler).
+    """
+
+    name = ""
+    last_spread: Tensor | None = None
 
     def __init__(self, matcher: nn.Module) -> None:
         super().__init__()
         self.matcher = matcher
-        self.last_spread: Tensor | None = None
+
+    def set_epoch(self, epoch: int, warmup: bool) -> None:
+        """Epoch `epoch` is about to start; a loss that changes over training overrides this."""
+
+
+class _ScoreLoss(Criterion):
+    """A loss on `matcher(features, features)`; remembers the spread of the last score matrix."""
 
     def scores(self, features: Tensor, labels: Tensor) -> Tensor:
         _check_batch(features, labels)
@@ -89,7 +104,7 @@ class TripletLoss(_ScoreLoss):
         self.margin = margin
 
     @classmethod
-    def from_options(cls, matcher: nn.Module, margin: float = 16.0, **_: Any) -> TripletLoss:
+    def from_options(cls, matcher: nn.Module, *, margin: float = 16.0) -> TripletLoss:
         return cls(matcher, margin)
 
     def forward(self, features: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -107,7 +122,8 @@ class PairwiseMatchingLoss(_ScoreLoss):
     """
 
     @classmethod
-    def from_options(cls, matcher: nn.Module, **_: Any) -> PairwiseMatchingLoss:
+    def from_options(cls, matcher: nn.Module, *, margin: float = 16.0) -> PairwiseMatchingLoss:
+        """No margin: binary cross-entropy needs none."""
         return cls(matcher)
 
     def forward(self, features: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -118,8 +134,8 @@ class PairwiseMatchingLoss(_ScoreLoss):
         return loss, (min_pos >= max_neg).float()
 
 
-class WarmupLoss(nn.Module):
-    """`warmup` for epochs 1..`epochs` (the graph sampler's P x K warm-up), `main` after them.
+class WarmupLoss(Criterion):
+    """`warmup` in the graph sampler's P x K warm-up epochs, `main` after them.
 
     From random weights the batch-hard triplet loss learns slowly while most anchors are wrong: only
     the hardest pair of each anchor gives a gradient. QAConv 2.0's pairwise loss uses all B x B pairs,
@@ -127,28 +143,26 @@ class WarmupLoss(nn.Module):
     trainer calls `set_epoch` before every epoch; both losses share one matcher.
     """
 
-    def __init__(self, warmup: nn.Module, main: nn.Module, epochs: int) -> None:
-        super().__init__()
+    def __init__(self, warmup: Criterion, main: Criterion) -> None:
         if warmup.matcher is not main.matcher:
             raise QAConvError("the warm-up loss and the main loss must share one matcher")
-        self.warmup, self.main, self.epochs = warmup, main, epochs
-        self.matcher = main.matcher
-        self.in_warmup = epochs > 0
+        super().__init__(main.matcher)
+        self.warmup, self.main = warmup, main
+        self.in_warmup = True
 
-    def set_epoch(self, epoch: int) -> None:
-        """Epoch `epoch` (1-based) is about to start."""
-        self.in_warmup = epoch <= self.epochs
+    def set_epoch(self, epoch: int, warmup: bool) -> None:
+        self.in_warmup = warmup
 
     @property
-    def active(self) -> nn.Module:
+    def active(self) -> Criterion:
         return self.warmup if self.in_warmup else self.main
 
     @property
-    def name(self) -> str:
+    def name(self) -> str:  # type: ignore[override]
         return self.active.name
 
     @property
-    def last_spread(self) -> Tensor | None:
+    def last_spread(self) -> Tensor | None:  # type: ignore[override]
         return self.active.last_spread
 
     def forward(self, features: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:

@@ -182,9 +182,14 @@ def test_a_data_set_path_that_does_not_exist_is_called_that(synth, tmp_path, cap
     one_line_error(capsys, main(args), f"data set not found: {tmp_path / 'missing'} does not exist")
 
 
-def test_the_recipe_line_names_the_departures_and_advises_a_warmup_when_graph_sampling_has_none():
+def test_the_recipe_line_names_the_values_used_and_advises_a_warmup_when_graph_sampling_has_none():
     bare = describe_recipe(recipe_config({"pretrained": None}))
-    assert bare.startswith("recipe: scratch") and "warmup_loss pairwise" in bare and "no --gs-warmup-epochs" in bare
-    assert "no --gs-warmup-epochs" not in describe_recipe(recipe_config({"pretrained": None, "gs_warmup_epochs": 2}))
-    assert "no --gs-warmup-epochs" not in describe_recipe(recipe_config({"pretrained": None, "sampler": "pk"}))
+    assert bare.startswith("recipe: scratch") and "warmup_loss pairwise" in bare and "gs_warmup auto" in bare
+    assert "--gs-warmup 0:" not in bare
+    none = describe_recipe(recipe_config({"pretrained": None, "gs_warmup": 0}))
+    assert "gs_warmup 0" in none and "--gs-warmup 0: graph sampling starts on random features" in none
+    assert "--gs-warmup 0:" not in describe_recipe(recipe_config({"pretrained": None, "gs_warmup_epochs": 2}))
+    assert "--gs-warmup 0:" not in describe_recipe(recipe_config({"pretrained": None, "sampler": "pk", "gs_warmup": 0}))
     assert describe_recipe(recipe_config({})) == "recipe: paper (QAConv 2.1)"
+    warm = describe_recipe(recipe_config({"init_from": "runs/a"}))
+    assert warm == "recipe: warm (a warm start; docs/training.md): logit_scale_floor 1.0"

@@ -45,3 +45,21 @@ def test_missing_file_or_folder(tmp_path):
         load_config(TrainConfig, tmp_path / "nope.yaml")
     with pytest.raises(QAConvError, match=r"config file not found: .* \(it is a folder\)"):
         load_config(TrainConfig, tmp_path)
+
+
+def test_a_former_key_of_an_option_still_loads_flat_and_nested(tmp_path):
+    (tmp_path / "flat.yaml").write_text("gs_warmup_epochs: 3\n")
+    (tmp_path / "nested.yaml").write_text("sampler: {gs_warmup_epochs: 2}\n")
+    assert load_config(TrainConfig, tmp_path / "flat.yaml").sampler.gs_warmup == "3"
+    assert load_config(TrainConfig, tmp_path / "nested.yaml").sampler.warmup_epochs == 2
+
+
+@pytest.mark.parametrize(("value", "expected"), [("auto", "auto"), (4, "4"), ("0", "0")])
+def test_a_warmup_is_auto_or_a_number_of_epochs(value, expected):
+    assert config_from_dict(TrainConfig, {"gs_warmup": value}).sampler.gs_warmup == expected
+
+
+@pytest.mark.parametrize("value", ["fast", -1, "2.5", True])
+def test_a_warmup_that_is_neither_auto_nor_a_number_is_refused_by_name(value):
+    with pytest.raises(QAConvError, match=r"config: sampler.gs_warmup"):
+        config_from_dict(TrainConfig, {"gs_warmup": value})

@@ -35,3 +35,8 @@ def test_a_value_of_the_wrong_type_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit):
         parser().parse_args(["--batch-size", "eight"])
     assert "--batch-size" in capsys.readouterr().err
+
+
+def test_a_former_flag_name_still_sets_its_option():
+    assert given(parser().parse_args(["--gs-warmup-epochs", "3"])) == {"sampler.gs_warmup": "3"}
+    assert given(parser().parse_args(["--gs-warmup", "auto"])) == {"sampler.gs_warmup": "auto"}

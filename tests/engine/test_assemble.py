@@ -78,13 +78,13 @@ def test_callbacks_save_before_they_report_and_report_only_when_not_quiet(tmp_pa
 
 def test_the_trainer_gets_the_parts_the_config_names(tmp_path):
     data = image_folder(tmp_path / "data", [1, 1, 2, 2, 3, 3, 4, 4])
-    c = config(dataset=str(data), gs_warmup_epochs=2, seed=7, loss="pairwise", collapse_patience=3)
+    c = config(dataset=str(data), gs_warmup=2, seed=7, loss="pairwise", collapse_patience=3)
     trainer = build_trainer(c, None, neighbors_fn=never_called)
     assert trainer.callbacks == []  # no run folder: nothing is written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
     sampler = trainer.sampler
     assert isinstance(sampler, GraphSampler) and sampler.neighbors_fn is never_called
-    assert (sampler.warmup_epochs, sampler.seed, sampler.batch_size, sampler.num_instances) == (2, 7, 4, 2)
+    assert (sampler.warmup.epochs, sampler.seed, sampler.batch_size, sampler.num_instances) == (2, 7, 4, 2)
     assert trainer.loader.batch_sampler is sampler and len(trainer.loader.dataset) == 8
     assert isinstance(trainer.criterion, PairwiseMatchingLoss) and trainer.criterion.matcher is trainer.matcher
     assert trainer.schedule.reference_epoch == 4  # the second epoch after the warm-up
@@ -100,11 +100,15 @@ def test_the_trainer_gets_the_parts_the_config_names(tmp_path):
 
 def test_a_warmup_loss_is_used_only_for_the_graph_samplers_warmup_epochs(tmp_path):
     data = image_folder(tmp_path / "data", [1, 1, 2, 2, 3, 3, 4, 4])
-    warm = {"dataset": str(data), "gs_warmup_epochs": 3, "warmup_loss": "pairwise"}
-    criterion = build_trainer(config(**warm), None, neighbors_fn=never_called).criterion
-    assert isinstance(criterion, WarmupLoss) and criterion.epochs == 3
+    warm = {"dataset": str(data), "gs_warmup": 3, "warmup_loss": "pairwise"}
+    trainer = build_trainer(config(**warm), None, neighbors_fn=never_called)
+    criterion = trainer.criterion
+    assert isinstance(criterion, WarmupLoss) and trainer.sampler.warmup.epochs == 3
     assert isinstance(criterion.warmup, PairwiseMatchingLoss) and isinstance(criterion.main, TripletLoss)
-    for other in ({"sampler": "pk"}, {"gs_warmup_epochs": 0}, {"warmup_loss": "triplet"}, {"warmup_loss": "same"}):
+    auto = build_trainer(config(**warm | {"gs_warmup": "auto"}), None, neighbors_fn=never_called)
+    assert isinstance(auto.criterion, WarmupLoss) and auto.sampler.warmup.epochs is None
+    assert auto.schedule.reference_epoch == 0  # set when the automatic warm-up ends
+    for other in ({"sampler": "pk"}, {"gs_warmup": 0}, {"warmup_loss": "triplet"}, {"warmup_loss": "same"}):
         assert isinstance(build_trainer(config(**warm | other), None).criterion, TripletLoss), other
 
 

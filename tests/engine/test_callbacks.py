@@ -69,6 +69,7 @@ def finish_epoch(trainer, callback, loss, skipped=0):
     """As Trainer.fit ends an epoch: history and best loss first, then the callback."""
     trainer.epoch += 1
     record = stats(trainer.epoch, loss, skipped)
+    record["best"] = loss <= trainer.best_loss
     trainer.history.append(record)
     trainer.best_loss = min(trainer.best_loss, loss)
     callback.on_epoch_end(trainer, record)

@@ -12,7 +12,7 @@ from qaconv.engine.checkpoint import read_checkpoint
 from qaconv.engine.train import Trainer
 
 TINY = dict(arch="resnet18", final_layer="layer2", neck=8, height=32, width=16, pretrained=None, batch_size=8)
-TINY.update(step_factor=1, workers=0, device="cpu", eval_batch=16, testsets=[])
+TINY.update(step_factor=1, workers=0, device="cpu", eval_batch=16, testsets=[], gs_warmup=0)  # graph batches at once
 
 
 def torchrun(*args: str) -> None:

@@ -23,7 +23,7 @@ def config(data, **options):
     values = dict(
         dataset=str(data), testsets=[], workers=0, arch="resnet18", ibn="b", final_layer="layer2", neck=16,
         height=32, width=16, pretrained=None, batch_size=32, num_instances=2, sampler="gs", lr=0.02,
-        max_epochs=1, max_iters_per_epoch=60, collapse_patience=20, device="cpu",
+        max_epochs=1, max_iters_per_epoch=60, collapse_patience=20, device="cpu", gs_warmup=0,
     )  # fmt: skip
     return recipe_config({**values, **options})
 
@@ -77,3 +77,28 @@ def test_non_finite_weights_stop_the_run_before_any_checkpoint(many_classes, tmp
 def test_absurd_options_are_refused_before_any_work(many_classes, options, message):
     with pytest.raises(QAConvError, match=re.escape(message)):
         config(many_classes, **options)
+
+
+@pytest.fixture(scope="module")
+def learned_start(many_classes, tmp_path_factory):
+    """A qaconv run folder trained a little with the scratch recipe on P x K batches: a warm start that is not
+    an ImageNet backbone, as users without ImageNet weights make one."""
+    run = tmp_path_factory.mktemp("start")
+    Trainer.from_config(config(many_classes, sampler="pk", max_iters_per_epoch=40), run, quiet=True).fit()
+    return run
+
+
+def test_a_warm_start_from_a_qaconv_run_trains_with_graph_sampling_without_collapsing(many_classes, learned_start):
+    warm = config(many_classes, init_from=str(learned_start), pretrained=None, recipe="auto", lr=0.005)
+    assert (warm.recipe, warm.optimization.logit_scale_floor, warm.sampler.warmup_epochs) == ("warm", 1.0, 0)
+    trainer = Trainer.from_config(warm, None, quiet=True)
+    stats = trainer.train_epoch(1)  # 60 graph-sampled batches, past the guard's 20-iteration patience
+    assert stats["sampling"] == "graph" and stats["batches"] == 60
+    assert float(trainer.matcher.logit_bn.weight.detach()) >= 1.0
+
+
+def test_the_paper_recipe_from_the_same_warm_start_collapses_with_graph_sampling(many_classes, learned_start):
+    paper = config(many_classes, init_from=str(learned_start), pretrained=None, recipe="paper", lr=0.005)
+    trainer = Trainer.from_config(paper, None, quiet=True)
+    with pytest.raises(QAConvError, match=r"training collapsed \(epoch 1"):
+        trainer.train_epoch(1)

@@ -10,7 +10,7 @@ from qaconv.config import TrainConfig, config_from_dict, load_config, save_confi
 from qaconv.engine.checkpoint import read_checkpoint
 from qaconv.engine.train import Trainer
 from qaconv.errors import QAConvError
-from tests.engine.conftest import tiny_config
+from tests.engine.conftest import learning_config, tiny_config
 
 
 def first_batch(trainer):
@@ -28,17 +28,23 @@ def test_steps_on_one_batch_reduce_the_loss(synth, tmp_path):
     assert losses[-1] < losses[0]
 
 
-@pytest.mark.parametrize("options", [{}, {"gs_warmup_epochs": 2, "warmup_loss": "pairwise"}])
-def test_resume_after_interruption_equals_a_straight_run(synth, tmp_path, monkeypatch, options):
+AUTO_AT_ONE = {"gs_warmup": "auto", "gs_warmup_accuracy": 0.99, "gs_warmup_share": 0.34, "warmup_loss": "pairwise"}
+
+
+@pytest.mark.parametrize(
+    ("options", "warmup_epochs"),
+    [({}, 0), ({"gs_warmup_epochs": 2, "warmup_loss": "pairwise"}, 2), (AUTO_AT_ONE, 1)],
+)
+def test_resume_after_interruption_equals_a_straight_run(synth, tmp_path, monkeypatch, options, warmup_epochs):
     straight = Trainer.from_config(tiny_config(synth, **options), tmp_path / "straight", quiet=True)
     straight.fit()
 
     original = Trainer.train_epoch
 
-    def interrupt_at_third(self, epoch):
+    def interrupt_at_third(self, epoch, max_batches=None):
         if epoch == 3:
             raise KeyboardInterrupt
-        return original(self, epoch)
+        return original(self, epoch, max_batches)
 
     monkeypatch.setattr(Trainer, "train_epoch", interrupt_at_third)
     with pytest.raises(KeyboardInterrupt):
@@ -49,14 +55,47 @@ def test_resume_after_interruption_equals_a_straight_run(synth, tmp_path, monkey
     resumed.fit()
 
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
-    warmup = ["pairwise"] * 2 if options else []
+    warmup = ["pairwise"] * warmup_epochs
     assert [h["loss_name"] for h in resumed.history] == warmup + ["triplet"] * (3 - len(warmup))
+    assert resumed.sampler.warmup.epochs == warmup_epochs  # an automatic switch made before the interruption holds
     if warmup:  # best.pt compares the epochs of the final loss only, not the warm-up's lower pairwise values
         assert read_checkpoint(tmp_path / "straight" / "best.pt")["epoch"] == 3
     for name, value in straight.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
     for group_a, group_b in zip(straight.optimizer.param_groups, resumed.optimizer.param_groups, strict=True):
         assert group_a["lr"] == group_b["lr"]
+
+
+def test_an_automatic_warmup_switches_to_graph_sampling_when_the_accuracy_passes_its_threshold(
+    easy_set, tmp_path, capsys
+):
+    config = learning_config(easy_set, gs_warmup="auto", gs_warmup_accuracy=0.5, max_epochs=16, step_factor=16)
+    trainer = Trainer.from_config(config, tmp_path / "run")
+    history = trainer.fit()
+    switched = [h for h in history if "warmup_ended" in h]
+    assert len(switched) == 1
+    epoch = switched[0]["epoch"]
+    assert epoch < 8  # it learned: the threshold came before the bound of half the 16 epochs
+    assert history[epoch - 1]["acc"] >= 0.5 and all(h["acc"] < 0.5 for h in history[: epoch - 1])
+    assert (
+        switched[0]["warmup_ended"].startswith("batch-hard accuracy")
+        and switched[0]["graph_sampling_from"] == epoch + 1
+    )
+    assert [h["sampling"] for h in history] == ["pk"] * epoch + ["graph"] * (16 - epoch)
+    assert [h["loss_name"] for h in history] == ["pairwise"] * epoch + ["triplet"] * (16 - epoch)
+    assert trainer.schedule.reference_epoch == epoch + 2  # the adaptive rule's reference: graph sampling's second
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert logged[epoch - 1]["warmup_ended"] == switched[0]["warmup_ended"]
+    out = capsys.readouterr().out
+    assert f"graph sampling starts at epoch {epoch + 1}: the P x K warm-up ended after {epoch} epochs" in out
+
+
+def test_an_automatic_warmup_that_does_not_reach_its_threshold_ends_at_its_share_of_the_budget(synth):
+    config = tiny_config(synth, gs_warmup="auto", gs_warmup_accuracy=0.99, gs_warmup_share=0.5, max_epochs=6,
+                         step_factor=6, warmup_loss="pairwise")  # fmt: skip
+    history = Trainer.from_config(config, None, quiet=True).fit()
+    assert [h["sampling"] for h in history] == ["pk"] * 3 + ["graph"] * 3
+    assert history[2]["warmup_ended"].startswith("at its bound of 3 epochs")
 
 
 def test_a_resumed_history_without_loss_names_keeps_its_best_loss(synth):

@@ -17,7 +17,7 @@ from qaconv.config import TrainConfig
 from qaconv.engine.demo import SIZES, TRAIN_STYLE, UNSEEN_STYLE, demo_config, ensure_demo_data
 from qaconv.lock import FolderLock
 from qaconv.serve import serve_commands
-from qaconv.viz.curves import epochs_by_loss
+from qaconv.viz.curves import epochs_by_loss, validated
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         f"training loss: {_loss_summary(trainer.history, config.optimization.margin)}; "
         f"{time.perf_counter() - start:.0f} s in all\n"
         f"batch-hard accuracy: {_accuracy_summary(trainer.history)}\n"
+        f"unseen style {UNSEEN_STYLE} while training (Rank-1 by epoch): {_validation_summary(trainer.history)}\n"
         f"checkpoint: {run_dir / 'checkpoint.pt'}\nresults:    {run_dir / 'results.json'}\n"
         f"curves:     {run_dir / 'training_curves.png'}\n"
         "search the unseen style's gallery in a browser (needs the serve extra, docs/serve.md):\n  "
@@ -88,6 +89,17 @@ def _accuracy_summary(history: list[dict[str, Any]]) -> str:
         )
         + " (triplet on graph-sampled batches, the hardest: docs/training.md)"
     )
+
+
+def _validation_summary(history: list[dict[str, Any]]) -> str:
+    """The held-out Rank-1 of every validated epoch, by phase (the P x K warm-up, graph sampling): the number
+    that climbs while the triplet loss on graph-sampled batches stays near its margin."""
+    phase = {h["epoch"]: "graph sampling" if h.get("sampling") == "graph" else "P x K warm-up" for h in history}
+    groups: dict[str, list[str]] = {}
+    for points in validated(history).values():
+        for epoch, scores in points:
+            groups.setdefault(phase[epoch], []).append(f"{epoch}: {100 * scores['rank1']:.1f}%")
+    return "; ".join(f"{name} {', '.join(parts)}" for name, parts in groups.items())
 
 
 def _metrics(raw: dict[str, float]) -> str:

@@ -98,14 +98,20 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     return recipe_config(user_options(args), namer(TRAIN_NAMES))
 
 
+RECIPE_WHY = {"warm": "a warm start", "scratch": "no pretrained weights"}
+
+
 def describe_recipe(config: TrainConfig) -> str:
-    """The recipe line printed at the start of a run, with advice when a scratch run has no GS warm-up."""
-    if config.recipe != "scratch":
+    """The recipe line printed at the start of a run (the values used), with advice when a scratch run has
+    graph sampling without a warm-up."""
+    if config.recipe == "paper":
         return "recipe: paper (QAConv 2.1)"
-    text = f"recipe: scratch (no pretrained weights; docs/training.md): {departures('scratch')}"
-    if config.sampler.name == "gs" and config.sampler.gs_warmup_epochs == 0:
-        text += ("; no --gs-warmup-epochs: graph sampling starts on random features and the warm-up loss is "
-                 "unused (a P x K warm-up of about half the iterations is advised)")  # fmt: skip
+    text = f"recipe: {config.recipe} ({RECIPE_WHY[config.recipe]}; docs/training.md): {departures(config)}"
+    if config.recipe == "scratch" and config.sampler.name == "gs" and config.sampler.warmup_epochs == 0:
+        text += (
+            "; --gs-warmup 0: graph sampling starts on random features and the warm-up loss is unused "
+            "(--gs-warmup auto, the recipe's default, starts it when P x K batches have done their work)"
+        )
     return text
 
 

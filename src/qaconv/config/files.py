@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from qaconv.config.flags import TRAIN_FLAGS, flag_names
+from qaconv.config.flags import FORMER_NAMES, TRAIN_FLAGS, flag_names
 from qaconv.config.tree import TrainConfig, leaves, set_path, validate
 from qaconv.errors import QAConvError
 
@@ -28,13 +28,16 @@ def flatten(cls: type, values: dict[str, Any], source: str) -> dict[str, Any]:
         raise QAConvError(f"{source}: expected a mapping of option names to values, got {type(values).__name__}")
     paths = {path for path, _, _ in leaves(cls)}
     flat_names = {name: path for path, name in flag_names(cls, TRAIN_FLAGS if cls is TrainConfig else None).items()}
+    former = {f"{path.rsplit('.', 1)[0]}.{name}": path for path, names in FORMER_NAMES.items() for name in names}
+    former = {name: path for name, path in former.items() if path in paths}
+    flat_names.update({**former, **{name.rsplit(".", 1)[-1]: path for name, path in former.items()}})
     out: dict[str, Any] = {}
     unknown: list[str] = []
     for key, value in values.items():
         key = str(key)
         if isinstance(value, dict) and any(p.startswith(key + ".") for p in paths):
             for sub, sub_value in value.items():
-                path = f"{key}.{sub}"
+                path = former.get(f"{key}.{sub}", f"{key}.{sub}")
                 if path in paths:
                     out[path] = sub_value
                 else:

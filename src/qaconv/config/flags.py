@@ -20,6 +20,15 @@ TRAIN_FLAGS = {
     "sampler.name": "sampler",
     "evaluation.batch_size": "eval_batch",
     "evaluation.dtype": "eval_dtype",
+    "validation.share": "val_share",
+    "validation.sets": "val_sets",
+    "validation.every": "val_every",
+}
+
+#: Earlier names of options: still accepted as flags and as config-file keys (flat or nested), so old
+#: command lines and the config.yaml of old runs keep working.
+FORMER_NAMES = {
+    "sampler.gs_warmup": ("gs_warmup_epochs",),
 }
 
 
@@ -75,13 +84,14 @@ def add_flags(
         text = spec.help + (f" ({', '.join(spec.choices)})" if listed else "") + f" (default: {shown})"
         plain, _ = base_type(kind)
         common = {"dest": _dest(path), "default": argparse.SUPPRESS, "help": text}
+        flags = [flag(names[path]), *(flag(former) for former in FORMER_NAMES.get(path, ()))]
         if plain is bool:
-            parser.add_argument(flag(names[path]), action=argparse.BooleanOptionalAction, **common)
+            parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **common)
         elif plain == list[str]:
-            parser.add_argument(flag(names[path]), type=_comma_list, metavar="A,B", **common)
+            parser.add_argument(*flags, type=_comma_list, metavar="A,B", **common)
         else:
             convert = {int: int, float: float}.get(plain, str)
-            parser.add_argument(flag(names[path]), type=convert, metavar=names[path].upper(), **common)
+            parser.add_argument(*flags, type=convert, metavar=names[path].upper(), **common)
 
 
 def _comma_list(text: str) -> list[str]:

@@ -25,7 +25,8 @@ _NONE = ("none", "null", "~", "")
 @dataclass(frozen=True)
 class Spec:
     """What a field's values may be: one of `choices`, or a number in [low, high] and > `above`; `shown` is
-    how help texts state a default that depends on the machine (it is computed by a function)."""
+    how help texts state a default that depends on the machine (it is computed by a function). A text field
+    with `or_int` holds one of its `choices` or a whole number in [low, high] (`--gs-warmup auto` or `3`)."""
 
     help: str
     choices: tuple[str, ...] | None = None
@@ -33,6 +34,7 @@ class Spec:
     high: float | None = None
     above: float | None = None
     shown: str | None = None
+    or_int: bool = False
 
 
 def option(default: Any, help: str, **checks: Any) -> Any:
@@ -58,8 +60,9 @@ def base_type(kind: Any) -> tuple[type, bool]:
     return kind, False
 
 
-def coerce(value: Any, kind: Any, name: str) -> Any:
-    """`value` as the type `kind` (int, float, bool, str, list[str], optionally | None), or a QAConvError."""
+def coerce(value: Any, kind: Any, name: str, or_int: bool = False) -> Any:
+    """`value` as the type `kind` (int, float, bool, str, list[str], optionally | None), or a QAConvError;
+    `or_int`: a text option that also takes whole numbers (Spec.or_int), given as an int in YAML."""
     plain, nullable = base_type(kind)
     if value is None or (nullable and isinstance(value, str) and value.strip().lower() in _NONE):
         if nullable:
@@ -73,6 +76,8 @@ def coerce(value: Any, kind: Any, name: str) -> Any:
         return _to_float(value, name)
     if plain == list[str]:
         return _to_str_list(value, name)
+    if or_int and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     if not isinstance(value, str):
         raise QAConvError(f"{name}: expected text, got {value!r}")
     return value
@@ -124,7 +129,13 @@ def check(value: Any, spec: Spec, name: str) -> None:
     """Raise a QAConvError naming the option when `value` breaks its Spec (None always passes)."""
     if value is None:
         return
-    if spec.choices is not None and value not in spec.choices:
+    if spec.or_int and value not in (spec.choices or ()):
+        if not value.strip().isdigit():
+            raise QAConvError(
+                f"{name} must be {' or '.join(spec.choices or ())} or a number of 0 or more, got {value!r}"
+            )
+        value = int(value)
+    elif spec.choices is not None and value not in spec.choices:
         raise QAConvError(f"{name} must be one of {', '.join(spec.choices)}, got {value!r}")
     if isinstance(value, bool) or not isinstance(value, int | float):
         return

@@ -1,9 +1,9 @@
-"""Named recipes: the paper's (an ImageNet start), the from-scratch one, and the demo's.
+"""Named recipes: the paper's (an ImageNet start), the warm start's, the from-scratch one, and the demo's.
 
 A preset is a set of {dotted path: value} that replaces the paper's defaults; options the user gives (in a
-config file or on the command line) win over the preset. `resolve_recipe` picks `scratch` when a run has
-no pretrained weights and no warm start, and the paper's recipe otherwise; docs/training.md gives the
-reason and the measurement behind every departure from the paper.
+config file or on the command line) win over the preset. `resolve_recipe` picks `warm` for a warm start,
+`scratch` when a run has no pretrained weights, and the paper's recipe otherwise; docs/training.md gives
+the reason and the measurement behind every departure from the paper.
 """
 
 from __future__ import annotations
@@ -13,18 +13,26 @@ from typing import Any
 
 from qaconv.config.files import apply, flatten
 from qaconv.config.flags import TRAIN_FLAGS, flag_names, namer
-from qaconv.config.tree import TrainConfig, validate
+from qaconv.config.tree import TrainConfig, get_path, validate
 
 PAPER: dict[str, Any] = {}
+
+#: A warm start from a trained model that is not an ImageNet backbone (`--init-from`, typically a qaconv run):
+#: the paper's recipe with the matcher's logit scale kept at least 1, since graph-sampled batches put most
+#: anchors of such a model back on the wrong side and the free scale then collapses to 0 (docs/training.md).
+WARM: dict[str, Any] = {
+    "optimization.logit_scale_floor": 1.0,
+}
 
 SCRATCH: dict[str, Any] = {
     "optimization.freeze_bn": False,
     "optimization.backbone_lr_mult": 1.0,
     "optimization.logit_scale_floor": 1.0,
     "optimization.warmup_loss": "pairwise",
+    "sampler.gs_warmup": "auto",
 }
 
-RECIPES = {"paper": PAPER, "scratch": SCRATCH}
+RECIPES = {"paper": PAPER, "warm": WARM, "scratch": SCRATCH}
 
 #: `qaconv demo`'s run (with the scratch recipe): a small ResNet-18 IBN-b at 64 x 32 on a 2-core CPU.
 DEMO: dict[str, Any] = {
@@ -44,15 +52,19 @@ DEMO: dict[str, Any] = {
 
 
 def resolve_recipe(recipe: str, pretrained: str | None, init_from: str | None) -> str:
-    """The recipe a run uses: `auto` is scratch without pretrained weights and without a warm start."""
+    """The recipe a run uses: `auto` is warm for a warm start (--init-from), scratch without pretrained
+    weights, and the paper's from ImageNet (or a backbone weights file)."""
     if recipe != "auto":
         return recipe
-    return "scratch" if pretrained is None and init_from is None else "paper"
+    if init_from is not None:
+        return "warm"
+    return "scratch" if pretrained is None else "paper"
 
 
-def departures(recipe: str) -> str:
-    """The recipe's departures from the paper, as one line (empty for the paper's recipe)."""
-    return ", ".join(f"{path.rsplit('.', 1)[-1]} {value}" for path, value in RECIPES[recipe].items())
+def departures(config: TrainConfig) -> str:
+    """The values `config` uses for the options its recipe changes from the paper's, as one line (empty for
+    the paper's recipe); an option the user set is shown with the user's value."""
+    return ", ".join(f"{path.rsplit('.', 1)[-1]} {get_path(config, path)}" for path in RECIPES[config.recipe])
 
 
 def recipe_config(values: Mapping[str, Any], name: Callable[[str], str] | None = None) -> TrainConfig:

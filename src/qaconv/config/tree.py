@@ -1,13 +1,14 @@
 """The config tree: one nested dataclass per concern, each field an `option` with its help and checks.
 
     TrainConfig
-      recipe          paper | scratch | auto (scratch when there are no pretrained weights)
+      recipe          paper | warm | scratch | auto (by where the first weights come from)
       model           ModelOptions: the network (ModelConfig) plus where its first weights come from
       data            training data and augmentation
       sampler         P x K or Graph Sampling batches
       optimization    loss, SGD, clipping, AMP, the from-scratch safeguards
       schedule        epochs and the adaptive learning-rate decay
       evaluation      how test sets are scored (shared with `qaconv evaluate`)
+      validation      held-out Rank-1 / mAP during training
       run             device, loader processes, seed, the collapse guard
 
 `ModelConfig` (the network alone) is what checkpoints store to rebuild a model. Defaults are the paper's
@@ -27,7 +28,7 @@ from qaconv.config.options import check, coerce, option, spec_of
 from qaconv.cpus import default_workers
 from qaconv.errors import QAConvError
 
-RECIPES = ("auto", "paper", "scratch")
+RECIPE_NAMES = ("auto", "paper", "warm", "scratch")
 EVAL_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -89,9 +90,26 @@ class SamplerConfig:
     name: str = option("gs", "gs (graph sampling, the paper) or pk (P classes x K images)", choices=("gs", "pk"))
     batch_size: int = option(64, "images per batch (B)", low=2)
     num_instances: int = option(2, "images per class in a batch (K); B/K classes per batch", low=1)
-    gs_warmup_epochs: int = option(
-        0, "graph sampling: epochs of random P x K batches before the graph is used (QAConv 2.0's pre-epoch)", low=0
+    gs_warmup: str = option(
+        "0",
+        "graph sampling: epochs of random P x K batches before the graph is used (QAConv 2.0's pre-epochs), or "
+        "auto: until their batch-hard accuracy passes --gs-warmup-accuracy or stops rising, at most "
+        "--gs-warmup-share of --max-epochs",
+        choices=("auto",),
+        or_int=True,
+        low=0,
     )
+    gs_warmup_accuracy: float = option(
+        0.5, "--gs-warmup auto: the batch-hard accuracy of a P x K epoch that starts graph sampling", above=0, high=1
+    )
+    gs_warmup_share: float = option(
+        0.5, "--gs-warmup auto: the most warm-up epochs, as a share of --max-epochs", above=0, high=1
+    )
+
+    @property
+    def warmup_epochs(self) -> int | None:
+        """The fixed number of warm-up epochs, or None for an automatic switch."""
+        return None if self.gs_warmup == "auto" else int(self.gs_warmup)
 
 
 @dataclass
@@ -171,6 +189,22 @@ class EvaluationConfig:
 
 
 @dataclass
+class ValidationConfig:
+    """Held-out Rank-1 and mAP while training: the signal that shows learning on graph-sampled batches, whose
+    loss stays near its margin while the model improves (docs/training.md)."""
+
+    share: float = option(
+        0.0, "hold out this share of the training identities and validate on them (0: none)", low=0, high=0.5
+    )
+    sets: list[str] = option([], "test sets to validate on, named as for --testsets ('' for none)")
+    every: int = option(1, "epochs between validations (the last epoch and the switch to graph sampling too)", low=1)
+
+    @property
+    def enabled(self) -> bool:
+        return self.share > 0 or bool(self.sets)
+
+
+@dataclass
 class RunConfig:
     """Where and how the run executes."""
 
@@ -186,8 +220,9 @@ class TrainConfig:
 
     recipe: str = option(
         "auto",
-        "paper (ImageNet start), scratch (random weights) or auto (scratch when --pretrained none)",
-        choices=RECIPES,
+        "paper (ImageNet start), warm (--init-from a trained model), scratch (random weights) or auto (the one "
+        "that fits --pretrained and --init-from)",
+        choices=RECIPE_NAMES,
     )
     model: ModelOptions = field(default_factory=ModelOptions)
     data: DataConfig = field(default_factory=DataConfig)
@@ -195,6 +230,7 @@ class TrainConfig:
     optimization: OptimizationConfig = field(default_factory=OptimizationConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 
@@ -236,7 +272,7 @@ def coerce_options(cls: type, values: dict[str, Any], name: Any) -> dict[str, An
     out = {}
     for path, value in values.items():
         f, kind = fields[path]
-        out[path] = coerce(value, kind, name(path))
+        out[path] = coerce(value, kind, name(path), spec_of(f).or_int)
         check(out[path], spec_of(f), name(path))
     return out
 

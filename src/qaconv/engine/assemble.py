@@ -18,9 +18,10 @@ from torch import Tensor, nn
 
 from qaconv.config import TrainConfig, save_config
 from qaconv.data import open_dataset
+from qaconv.data.datasets import ReIDDataset
 from qaconv.data.loader import EpochLoader, ImageDataset, seed_everything
 from qaconv.data.readable import describe, unreadable_images
-from qaconv.data.samplers import build_sampler
+from qaconv.data.samplers import SAMPLERS, GraphWarmup, build_sampler
 from qaconv.data.transforms import build_train_transform
 from qaconv.device import amp_dtype, half_on_cuda, resolve_device
 from qaconv.engine.callbacks import Callback, Checkpointer, ConsoleLog, CurvePlot, MetricsLog, Progress, TensorBoardLog
@@ -31,8 +32,9 @@ from qaconv.engine.guard import TrainingGuard
 from qaconv.engine.neighbors import qaconv_neighbors_fn
 from qaconv.engine.schedule import AdaptiveSchedule
 from qaconv.engine.train import Trainer
+from qaconv.engine.validation import Validator, hold_out_identities
 from qaconv.errors import QAConvError
-from qaconv.losses import WarmupLoss, build_loss
+from qaconv.losses import Criterion, WarmupLoss, build_loss
 from qaconv.matching import QAConv
 from qaconv.rundir import RunDir
 
@@ -47,14 +49,38 @@ def build_optimizer(model: nn.Module, matcher: nn.Module, config: TrainConfig) -
     return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=True)
 
 
-def build_criterion(config: TrainConfig, matcher: nn.Module) -> nn.Module:
+def build_criterion(config: TrainConfig, matcher: nn.Module) -> Criterion:
     """The run's loss; with a graph-sampling warm-up and another --warmup-loss, that loss during the warm-up."""
     o, s = config.optimization, config.sampler
     main = build_loss(o.loss, matcher, margin=o.margin)
-    warmup_epochs = s.gs_warmup_epochs if s.name == "gs" else 0
-    if o.warmup_loss in ("same", o.loss) or warmup_epochs == 0:
+    no_warmup = not SAMPLERS[s.name].uses_graph or s.warmup_epochs == 0
+    if o.warmup_loss in ("same", o.loss) or no_warmup:
         return main
-    return WarmupLoss(build_loss(o.warmup_loss, matcher, margin=o.margin), main, warmup_epochs)
+    return WarmupLoss(build_loss(o.warmup_loss, matcher, margin=o.margin), main)
+
+
+def build_warmup(config: TrainConfig) -> GraphWarmup:
+    """The graph sampler's P x K warm-up: a fixed number of epochs, or the automatic switch bounded by
+    --gs-warmup-share of --max-epochs."""
+    s = config.sampler
+    if s.warmup_epochs is not None:
+        return GraphWarmup(epochs=s.warmup_epochs)
+    bound = max(1, int(s.gs_warmup_share * config.schedule.max_epochs))
+    return GraphWarmup.auto(accuracy=s.gs_warmup_accuracy, max_epochs=bound)
+
+
+def build_validator(config: TrainConfig, held_out: ReIDDataset | None, device: torch.device) -> Validator | None:
+    """Validation on the held-out identities and the --val-sets (None when the run asks for none)."""
+    from qaconv.engine.evaluate import load_testsets
+
+    sets = {held_out.name: held_out} if held_out is not None else {}
+    if config.validation.sets:
+        sets.update(dict(load_testsets(config.validation.sets, config.data.data_dir)))
+    if not sets:
+        return None
+    e, m = config.evaluation, config.model
+    return Validator(sets, config.validation.every, height=m.height, width=m.width, batch_size=e.batch_size,
+                     workers=config.run.workers, device=device, dtype=e.dtype)  # fmt: skip
 
 
 def representative_extractor(model: nn.Module, records: list[Any], config: TrainConfig, device: torch.device,
@@ -142,6 +168,9 @@ def build_trainer(
     if config.run.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     records = open_training_set(config) if records is None else records
+    held_out = None
+    if config.validation.share > 0:
+        records, held_out = hold_out_identities(records, config.validation.share, config.run.seed)
     model, matcher = _initial_model(config, resume)
     model.to(device)
     matcher.to(device)
@@ -154,12 +183,12 @@ def build_trainer(
         config.sampler.name,
         [r.pid for r in records],
         neighbors_fn,
+        warmup=build_warmup(config),
         batch_size=config.sampler.batch_size,
         num_instances=config.sampler.num_instances,
         seed=config.run.seed,
         rank=ctx.rank,
         world_size=ctx.world_size,
-        warmup_epochs=config.sampler.gs_warmup_epochs,
     )
     transform = build_train_transform(
         config.model.height, config.model.width, min_size=config.data.min_size, max_size=config.data.max_size
@@ -179,10 +208,11 @@ def build_trainer(
         AdaptiveSchedule(
             config.schedule.step_factor,
             config.schedule.max_epochs,
-            reference_epoch=2 + getattr(sampler, "warmup_epochs", 0),
+            reference_epoch=0 if sampler.warmup.epochs is None else sampler.warmup.epochs + 2,
         ),
         callbacks=callbacks,
         guard=TrainingGuard(collapse_patience=o.collapse_patience) if guard == "config" else guard,
+        validator=build_validator(config, held_out, device) if ctx.is_main else None,
         ctx=ctx,
         amp_dtype=autocast,
         clip_value=o.clip_value,

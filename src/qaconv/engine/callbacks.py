@@ -42,7 +42,8 @@ class Callback:
 
 
 class Checkpointer(Callback):
-    """config.yaml at the start; best.pt (when the epoch is the best so far), then checkpoint.pt, every epoch."""
+    """config.yaml at the start; best.pt (when the epoch is the best so far: by validation mAP when the run
+    validates, else by its loss), then checkpoint.pt, every epoch."""
 
     def __init__(self, run_dir: RunDir, model_config: ModelConfig, config: dict[str, Any], save_config: Any) -> None:
         self.run_dir = run_dir
@@ -58,7 +59,7 @@ class Checkpointer(Callback):
         payload = model_payload(
             trainer.model, trainer.matcher, self.model_config, config=self.config, **trainer.state_dict()
         )
-        if stats["loss"] <= trainer.best_loss:
+        if stats["best"]:
             save_checkpoint(payload, self.run_dir.best)
         save_checkpoint(payload, self.run_dir.checkpoint)
 
@@ -101,6 +102,9 @@ class TensorBoardLog(Callback):
         for key in self.KEYS:
             self.writer.add_scalar(f"train/{key}", stats[key], stats["epoch"])
         self.writer.add_scalar("train/lr", stats["lr"][-1], stats["epoch"])
+        for label, scores in stats.get("val", {}).items():
+            for key, value in scores.items():
+                self.writer.add_scalar(f"val/{label}/{key}", value, stats["epoch"])
         self.writer.flush()
 
     def on_fit_end(self, trainer: Any) -> None:
@@ -123,18 +127,28 @@ class CurvePlot(Callback):
 
 
 class ConsoleLog(Callback):
-    """One line per epoch on stdout."""
+    """One line per epoch on stdout (with the held-out Rank-1 / mAP when the epoch was validated), and a line
+    when the loss changes or graph sampling starts."""
 
     def on_epoch_end(self, trainer: Any, stats: dict[str, Any]) -> None:
         previous = trainer.history[-2].get("loss_name") if len(trainer.history) > 1 else None
         if previous and stats.get("loss_name") != previous:
             print(f"epoch {stats['epoch']} trained with the {stats['loss_name']} loss (epochs before: {previous})")
+        held_out = "".join(
+            f", {label} Rank-1 {s['rank1']:.1%} mAP {s['mAP']:.1%}" for label, s in stats.get("val", {}).items()
+        )
         print(
-            f"epoch {stats['epoch']}: loss {stats['loss']:.3f}, acc {stats['acc']:.1%}, "
+            f"epoch {stats['epoch']}: loss {stats['loss']:.3f}, acc {stats['acc']:.1%}{held_out}, "
             f"{stats['images_per_s']:.0f} img/s, graph {stats['graph_seconds']:.1f}s, "
             f"lr {stats['lr'][-1]:.2e}" + (f", skipped {stats['skipped']}" if stats["skipped"] else ""),
             flush=True,
         )
+        if "warmup_ended" in stats:
+            print(
+                f"graph sampling starts at epoch {stats['graph_sampling_from']}: the P x K warm-up ended after "
+                f"{stats['epoch']} epochs ({stats['warmup_ended']})",
+                flush=True,
+            )
 
 
 class Progress(Callback):

@@ -46,17 +46,21 @@ SIZES = {"full": DemoSize(train_style_ids=600, unseen_style_ids=300, warmup_epoc
 
 
 TRAIN_STYLE, UNSEEN_STYLE = "B", "A"
+VALIDATE_EVERY = 3  # epochs; also after the warm-up and at the end (a few seconds each on 2 cores)
 
 
 def demo_config(data: Path, size: DemoSize, device: str = "auto", workers: int = 1, seed: int = 0) -> TrainConfig:
-    """The demo's training run on `data`/synth-B, tested on synth-B's own test split and on the unseen synth-A."""
+    """The demo's training run on `data`/synth-B, tested on synth-B's own test split and on the unseen synth-A,
+    which it also validates on every `VALIDATE_EVERY` epochs, so the unseen style's number is seen climbing."""
     trained, unseen = str(data / f"synth-{TRAIN_STYLE}"), str(data / f"synth-{UNSEEN_STYLE}")
     return recipe_config(
         {
             **DEMO,
             "data.dataset": trained,
             "evaluation.testsets": [trained, unseen],
-            "sampler.gs_warmup_epochs": size.warmup_epochs,
+            "validation.sets": [unseen],
+            "validation.every": VALIDATE_EVERY,
+            "sampler.gs_warmup": size.warmup_epochs,
             "schedule.max_epochs": size.epochs,
             "schedule.step_factor": size.epochs - size.decayed_epochs,  # fixed: decay after this epoch
             "schedule.max_iters_per_epoch": size.iters_per_epoch,

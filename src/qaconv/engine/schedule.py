@@ -2,9 +2,10 @@
 
 Adaptive (step_factor < 1): the mean loss of epoch 2 is the reference; after the first epoch whose
 loss falls below step_factor x reference, every learning rate is multiplied by 0.1 once and training
-stops e // 2 epochs later (capped at max_epochs). After N graph-sampling warm-up epochs the reference
-is epoch N + 2, the second epoch of the paper's method. Fixed (step_factor >= 1): one decay after epoch
-int(step_factor) and max_epochs epochs in all (`--step-factor 10 --max-epochs 15` is QAConv 2.0's).
+stops e // 2 epochs later (capped at max_epochs). After graph-sampling warm-up epochs the reference is
+the second epoch of the paper's method (`start_method` tells where it starts; `reference_epoch` 0: not
+known yet). Fixed (step_factor >= 1): one decay after epoch int(step_factor) and max_epochs epochs in all
+(`--step-factor 10 --max-epochs 15` is QAConv 2.0's).
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ class AdaptiveSchedule:
             self.lr_stepped = True
             self.final_epochs = min(self.max_epochs, epoch + epoch // 2)
         return self.lr_stepped
+
+    def start_method(self, epoch: int) -> None:
+        """The paper's method (graph sampling) starts at epoch `epoch`: its second epoch is the reference."""
+        self.reference_epoch = epoch + 1
 
     def finished(self, epoch: int) -> bool:
         """True when epoch `epoch` (1-based) was the last one."""

@@ -35,6 +35,7 @@ from qaconv.engine.distributed import DistContext, all_reduce_sum
 from qaconv.engine.features import autocast_context
 from qaconv.engine.guard import TrainingGuard
 from qaconv.engine.schedule import DECAY, AdaptiveSchedule
+from qaconv.engine.validation import Validator
 from qaconv.errors import QAConvError
 
 if TYPE_CHECKING:
@@ -83,6 +84,8 @@ class Trainer:
         schedule: when to decay the learning rates and when to stop (AdaptiveSchedule).
         callbacks: called around epochs and batches (checkpoints, logs, progress).
         guard: stops the run on a collapse or divergence (None: no checks but the skip rule).
+        validator: held-out Rank-1 / mAP during training (None: none); with it, best.pt is the epoch of the
+            highest validation mAP instead of the lowest loss.
         amp_dtype: autocast dtype (None: float32); float16 uses a grad scaler.
         clip_value: gradient-norm clip, separately for the model and the matcher (0: none).
         accumulate: batches whose gradients are averaged per SGD step.
@@ -103,6 +106,7 @@ class Trainer:
         *,
         callbacks: Sequence[Callback] = (),
         guard: TrainingGuard | None = None,
+        validator: Validator | None = None,
         ctx: DistContext | None = None,
         amp_dtype: torch.dtype | None = None,
         clip_value: float = 8.0,
@@ -123,6 +127,7 @@ class Trainer:
         self.schedule = schedule
         self.callbacks = list(callbacks)
         self.guard = guard
+        self.validator = validator
         self.ctx = ctx or DistContext()
         self.device = self.ctx.device
         self.amp_dtype = amp_dtype
@@ -141,6 +146,7 @@ class Trainer:
         self.iteration = 0  # SGD steps taken (lr warm-up)
         self.history: list[dict[str, Any]] = []
         self.best_loss = float("inf")
+        self.best_val_map = float("-inf")
 
     @classmethod
     def from_config(
@@ -165,6 +171,8 @@ class Trainer:
             "rng": capture_rng(),
             "history": self.history,
             "best_loss": self.best_loss,
+            "best_val_map": self.best_val_map,
+            "warmup": self.sampler.warmup.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -180,6 +188,9 @@ class Trainer:
         self.iteration = int(state.get("iteration", 0))
         self.history = list(state.get("history", []))
         self.best_loss = float(state.get("best_loss", float("inf")))
+        self.best_val_map = float(state.get("best_val_map", float("-inf")))
+        if "warmup" in state:  # checkpoints from before the automatic warm-up kept its number in the options
+            self.sampler.warmup.load_state_dict(state["warmup"])
 
     def _load_sampler_state(self, state: dict[str, Any], epoch: int) -> None:
         """The sampler's cursors; when the training images changed since (files added, or removed after
@@ -208,26 +219,65 @@ class Trainer:
         self._call("on_fit_start")
         try:
             while not self.schedule.finished(self.epoch):
-                self.epoch += 1
-                stats = self.train_epoch(self.epoch)
-                stats["decayed"] = self.schedule.end_epoch(self.epoch, stats["loss"])
-                if stats["decayed"]:
-                    for group in self.optimizer.param_groups:
-                        group["lr"] *= DECAY
-                        group["base_lr"] *= DECAY
-                stats["lr"] = [g["lr"] for g in self.optimizer.param_groups]
-                if self.guard is not None:
-                    self.guard.check_weights(self.model, self.matcher, self.epoch)
-                # a warm-up loss's values are not comparable with the next loss's: best.pt restarts (records of
-                # runs from before loss names were recorded had one loss throughout)
-                if self.history and self.history[-1].get("loss_name", stats["loss_name"]) != stats["loss_name"]:
-                    self.best_loss = float("inf")
-                self.history.append(stats)
-                self.best_loss = min(self.best_loss, stats["loss"])
-                self._call("on_epoch_end", stats)
+                self.run_epoch()
         finally:
             self._call("on_fit_end")
         return self.history
+
+    def run_epoch(self, max_batches: int | None = None) -> dict[str, Any]:
+        """Train the next epoch (at most `max_batches` of its batches: experiments with a budget in iterations)
+        and do what ends it: the warm-up's switch, the schedule, the weights check, validation, best.pt, the
+        history and the callbacks. Returns its statistics."""
+        self.epoch += 1
+        stats = self.train_epoch(self.epoch, max_batches)
+        self._end_warmup(stats)
+        stats["decayed"] = self.schedule.end_epoch(self.epoch, stats["loss"])
+        if stats["decayed"]:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= DECAY
+                group["base_lr"] *= DECAY
+        stats["lr"] = [g["lr"] for g in self.optimizer.param_groups]
+        if self.guard is not None:
+            self.guard.check_weights(self.model, self.matcher, self.epoch)
+        self._validate(stats)
+        stats["best"] = self._is_best(stats)
+        self.history.append(stats)
+        self._call("on_epoch_end", stats)
+        return stats
+
+    def _end_warmup(self, stats: dict[str, Any]) -> None:
+        """An automatic graph-sampling warm-up decides after each of its epochs whether graph sampling starts
+        next; the adaptive schedule's reference is then the second graph-sampled epoch."""
+        reason = self.sampler.warmup.end_epoch(self.epoch, stats["acc"])
+        if reason:
+            stats["graph_sampling_from"] = self.epoch + 1
+            stats["warmup_ended"] = reason
+            self.schedule.start_method(self.epoch + 1)
+
+    def _validate(self, stats: dict[str, Any]) -> None:
+        """Held-out Rank-1 / mAP into `stats` when due: on the validator's schedule, at the last epoch and at the
+        end of the graph-sampling warm-up (main process only: the others wait at their next collective)."""
+        if self.validator is None or not self.ctx.is_main:
+            return
+        finished = self.schedule.finished(self.epoch)
+        if self.validator.due(self.epoch) or finished or "warmup_ended" in stats:
+            stats.update(self.validator(self.model, self.matcher))
+
+    def _is_best(self, stats: dict[str, Any]) -> bool:
+        """Whether this epoch's model is the best so far: by validation mAP when the run validates (an epoch
+        without validation never is), else by the loss (restarted when the loss changes: a warm-up loss's
+        values are not comparable with the next loss's; records of runs from before loss names were
+        recorded had one loss throughout)."""
+        if self.validator is not None:
+            if "val_mAP" not in stats or stats["val_mAP"] < self.best_val_map:
+                return False
+            self.best_val_map = stats["val_mAP"]
+            return True
+        if self.history and self.history[-1].get("loss_name", stats["loss_name"]) != stats["loss_name"]:
+            self.best_loss = float("inf")
+        best = stats["loss"] <= self.best_loss
+        self.best_loss = min(self.best_loss, stats["loss"])
+        return best
 
     def batches_in_epoch(self, max_batches: int | None = None) -> int:
         """Batches the next epoch trains on: the sampler's, capped by max_iters_per_epoch and `max_batches`."""
@@ -243,8 +293,7 @@ class Trainer:
         total = self.batches_in_epoch(max_batches)
         self.model.train(not self.freeze_bn)
         self.criterion.train()
-        if hasattr(self.criterion, "set_epoch"):
-            self.criterion.set_epoch(epoch)
+        self.criterion.set_epoch(epoch, self.sampler.warmup.in_warmup(epoch))
         self._call("on_epoch_start", epoch, total)
         sums = np.zeros(4)  # loss sum, accuracy sum, batches, skipped
         start = time.perf_counter()
@@ -266,14 +315,15 @@ class Trainer:
             raise QAConvError(f"epoch {epoch} had no batch with a finite loss (lower --lr, or use --amp off)")
         return {
             "epoch": epoch,
+            "sampling": "graph" if self.sampler.graph_epoch(epoch) else "pk",
             "loss": loss_sum / done,
-            "loss_name": getattr(self.criterion, "name", ""),
+            "loss_name": self.criterion.name,
             "acc": acc_sum / done,
             "batches": int(done),
             "skipped": int(skipped),
             "images_per_s": (done + skipped) * self.loader.batch_size / max(seconds, 1e-9),
             "seconds": seconds,
-            "graph_seconds": getattr(self.sampler, "last_graph_seconds", 0.0),
+            "graph_seconds": self.sampler.last_graph_seconds,
         }
 
     def _step(

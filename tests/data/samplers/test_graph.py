@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from qaconv.data.samplers import GraphSampler
+from qaconv.data.samplers import GraphSampler, GraphWarmup
 from qaconv.errors import QAConvError
 from tests.data.samplers.conftest import TableNeighbors, chunk_classes, epoch, graph_sampler, make_labels
 
@@ -147,7 +147,7 @@ def test_graph_batches_by_hand_for_single_image_classes():
 def test_warm_up_epochs_are_random_pk_epochs_as_long_as_the_training_set_without_the_graph():
     labels = make_labels(num_classes=10, min_count=2)
     neighbors = TableNeighbors()
-    sampler = graph_sampler(labels, neighbors_fn=neighbors, batch_size=6, num_instances=2, warmup_epochs=2)
+    sampler = graph_sampler(labels, neighbors_fn=neighbors, batch_size=6, num_instances=2, warmup=2)
     expected = math.ceil(len(labels) / 6)
     assert expected > math.ceil(10 / 3)  # more than one pass over the classes
     for e in range(2):
@@ -164,5 +164,19 @@ def test_warm_up_epochs_are_random_pk_epochs_as_long_as_the_training_set_without
 
 
 def test_negative_warm_up_is_refused():
-    with pytest.raises(QAConvError, match="warmup_epochs must be >= 0"):
-        graph_sampler(make_labels(), batch_size=4, warmup_epochs=-1)
+    with pytest.raises(QAConvError, match="warm-up epochs must be >= 0"):
+        graph_sampler(make_labels(), batch_size=4, warmup=-1)
+
+
+def test_an_automatic_warm_up_trains_pk_epochs_until_it_decides_and_the_graph_after():
+    labels = make_labels(num_classes=10, min_count=2)
+    neighbors = TableNeighbors()
+    warmup = GraphWarmup.auto(accuracy=0.5, max_epochs=5)
+    sampler = graph_sampler(labels, neighbors_fn=neighbors, batch_size=6, num_instances=2, warmup=warmup)
+    for e in range(3):
+        assert sampler.warming_up and not sampler.graph_epoch(e + 1)
+        epoch(sampler, e)
+        assert warmup.end_epoch(e + 1, accuracy=0.1 * (e + 3)) == (None if e < 2 else "batch-hard accuracy 50% "
+                                                                   "reached 50%")  # fmt: skip
+    assert not neighbors.calls and not sampler.warming_up and sampler.graph_epoch(4)
+    assert len(epoch(sampler, 3)) == 10 and len(neighbors.calls) == 1

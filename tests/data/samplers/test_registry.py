@@ -7,7 +7,7 @@ from qaconv.data.samplers import SAMPLERS, GraphSampler, PKSampler, build_sample
 from qaconv.errors import QAConvError
 from tests.data.samplers.conftest import TableNeighbors, epoch
 
-OPTIONS = {"batch_size": 4, "num_instances": 2, "seed": 3, "rank": 0, "world_size": 1, "warmup_epochs": 2}
+OPTIONS = {"batch_size": 4, "num_instances": 2, "seed": 3, "rank": 0, "world_size": 1, "warmup": 2}
 
 
 def test_both_samplers_are_registered_under_their_sampler_names():
@@ -19,7 +19,7 @@ def test_build_sampler_hands_each_sampler_the_options_it_takes():
     neighbors = TableNeighbors()
     graph = build_sampler("gs", labels, neighbors, **OPTIONS)
     assert isinstance(graph, GraphSampler) and graph.neighbors_fn is neighbors
-    assert (graph.warmup_epochs, graph.seed, graph.batch_size) == (2, 3, 4)
+    assert (graph.warmup.epochs, graph.seed, graph.batch_size) == (2, 3, 4)
     pk = build_sampler("pk", labels, neighbors, **OPTIONS)  # neighbours and warm-up do not apply
     assert isinstance(pk, PKSampler)
     assert epoch(pk, 0) == epoch(PKSampler(labels, batch_size=4, num_instances=2, seed=3), 0)
@@ -35,9 +35,11 @@ def test_a_registered_class_is_built_by_its_name(monkeypatch):
 
     @register_sampler("echo")
     class Echo:
-        @classmethod
-        def from_options(cls, labels, neighbors_fn, **options):
-            return labels, neighbors_fn, options
+        uses_graph = True
 
-    assert registry.SAMPLERS["echo"] is Echo and "echo" not in SAMPLERS
-    assert build_sampler("echo", [1, 2], "fn", batch_size=2) == ([1, 2], "fn", {"batch_size": 2})
+        def __init__(self, labels, neighbors_fn, **options):
+            self.args = labels, neighbors_fn, options
+
+    assert registry.SAMPLERS["echo"] is Echo and "echo" not in SAMPLERS and Echo.name == "echo"
+    built = build_sampler("echo", [1, 2], "fn", batch_size=2)
+    assert built.args == ([1, 2], "fn", {"warmup": 0, "batch_size": 2})

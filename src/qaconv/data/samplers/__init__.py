@@ -11,11 +11,13 @@ from qaconv.data.samplers.graph import GraphSampler, NeighborsFn
 from qaconv.data.samplers.pk import PKSampler
 from qaconv.data.samplers.registry import SAMPLERS, build_sampler, register_sampler
 from qaconv.data.samplers.seeded import SeededBatches
+from qaconv.data.samplers.warmup import GraphWarmup
 
 __all__ = [
     "SAMPLERS",
     "ClassBatchSampler",
     "GraphSampler",
+    "GraphWarmup",
     "NeighborsFn",
     "PKSampler",
     "SeededBatches",

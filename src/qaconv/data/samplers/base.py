@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import Sampler
 
 from qaconv.data.samplers.class_lists import ClassLists, epoch_rng
+from qaconv.data.samplers.warmup import GraphWarmup
 from qaconv.errors import QAConvError
 
 
@@ -42,7 +43,15 @@ def pk_table(num_classes: int, classes_per_batch: int, rng: np.random.Generator)
 
 
 class ClassBatchSampler(Sampler[list[int]], abc.ABC):
-    """Yields lists of dataset indices, one per batch: P classes x K images, a class at most once per batch."""
+    """Yields lists of dataset indices, one per batch: P classes x K images, a class at most once per batch.
+
+    Attributes every sampler has: `name` (its `--sampler` name), `uses_graph` (whether it takes a
+    neighbours function and a warm-up), `warmup` (a `GraphWarmup`; none by default), `graph_epoch(e)`
+    (whether epoch e's batches come from a graph) and `last_graph_seconds` (the last graph's cost)."""
+
+    name = ""
+    uses_graph = False
+    last_graph_seconds = 0.0
 
     def __init__(
         self, labels: Any, batch_size: int = 64, num_instances: int = 2, seed: int = 0, rank: int = 0,
@@ -58,6 +67,7 @@ class ClassBatchSampler(Sampler[list[int]], abc.ABC):
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
+        self.warmup = GraphWarmup(epochs=0)
         self.last_batch_classes: np.ndarray | None = None
         num_classes = self._lists.num_classes
         if num_classes < self.classes_per_batch:
@@ -85,6 +95,10 @@ class ClassBatchSampler(Sampler[list[int]], abc.ABC):
     @property
     def num_samples(self) -> int:
         return self._lists.num_samples
+
+    def graph_epoch(self, epoch: int) -> bool:
+        """Whether epoch `epoch` (1-based) draws its batches from a graph of nearest classes."""
+        return False
 
     @abc.abstractmethod
     def num_batches(self) -> int:

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from qaconv.data.samplers.base import ClassBatchSampler, pk_table
 from qaconv.data.samplers.registry import register_sampler
+from qaconv.data.samplers.warmup import GraphWarmup
 from qaconv.errors import QAConvError
 
 NeighborsFn = Callable[[Tensor, int], Tensor]
@@ -35,11 +36,14 @@ class GraphSampler(ClassBatchSampler):
     in batch order, anchor last), `class_frequency()` (batches per class: hub classes score high) and
     `last_graph_seconds` (the time `neighbors_fn` took).
 
-    Warm-up (`warmup_epochs` N, QAConv 2.0's pre-epochs): the first N epochs are random P x K epochs with
-    no graph, for features that cannot yet tell near classes from far ones. Like QAConv 2.0's pre-epoch, a
-    warm-up epoch sees about as many images as the training set holds: ceil(num_samples / batch_size)
-    batches, made of consecutive passes over the shuffled classes (each class once per pass).
+    Warm-up (`warmup`: a number of epochs N, QAConv 2.0's pre-epochs, or a `GraphWarmup` that switches on
+    its own): the warm-up epochs are random P x K epochs with no graph, for features that cannot yet tell
+    near classes from far ones. Like QAConv 2.0's pre-epoch, a warm-up epoch sees about as many images as
+    the training set holds: ceil(num_samples / batch_size) batches, made of consecutive passes over the
+    shuffled classes (each class once per pass).
     """
+
+    uses_graph = True
 
     def __init__(
         self,
@@ -50,12 +54,10 @@ class GraphSampler(ClassBatchSampler):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
-        warmup_epochs: int = 0,
+        warmup: int | GraphWarmup = 0,
     ) -> None:
         super().__init__(labels, batch_size, num_instances, seed, rank, world_size)
-        if warmup_epochs < 0:
-            raise QAConvError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
-        self.warmup_epochs = int(warmup_epochs)
+        self.warmup = warmup if isinstance(warmup, GraphWarmup) else GraphWarmup(epochs=int(warmup))
         self.last_graph_seconds = 0.0
         if not callable(neighbors_fn):
             raise QAConvError(f"neighbors_fn must be callable (sample_indices, k) -> table, got {neighbors_fn!r}")
@@ -63,14 +65,13 @@ class GraphSampler(ClassBatchSampler):
         self.last_representatives: np.ndarray | None = None
         self.last_neighbors: np.ndarray | None = None
 
-    @classmethod
-    def from_options(cls, labels: Any, neighbors_fn: NeighborsFn, **options: Any) -> GraphSampler:
-        return cls(labels, neighbors_fn, **options)
-
     @property
     def warming_up(self) -> bool:
         """Whether the current epoch is a warm-up epoch of random P x K batches."""
-        return self.epoch < self.warmup_epochs
+        return self.warmup.in_warmup(self.epoch + 1)
+
+    def graph_epoch(self, epoch: int) -> bool:
+        return not self.warmup.in_warmup(epoch)
 
     def num_batches(self) -> int:
         return math.ceil(self._lists.num_samples / self.batch_size) if self.warming_up else self.num_classes

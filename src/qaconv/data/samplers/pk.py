@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
@@ -20,11 +19,6 @@ class PKSampler(ClassBatchSampler):
     order (which then appear twice). Batches per epoch: ceil(num_classes / P), divided among ranks as
     `len()` says. Images come from each class's cursor over its reshuffled list (see class_lists).
     """
-
-    @classmethod
-    def from_options(cls, labels: Any, neighbors_fn: Any = None, **options: Any) -> PKSampler:
-        options.pop("warmup_epochs", None)
-        return cls(labels, **options)
 
     def num_batches(self) -> int:
         return math.ceil(self.num_classes / self.classes_per_batch)

@@ -11,19 +11,30 @@ SAMPLERS: dict[str, type] = {}
 
 
 def register_sampler(name: str) -> Callable[[type], type]:
-    """Class decorator: make the sampler available as `name`; the class builds itself with
-    `from_options(labels, neighbors_fn, batch_size=..., num_instances=..., seed=..., rank=...,
-    world_size=..., warmup_epochs=...)` and takes what it needs."""
+    """Class decorator: make the sampler available as `--sampler name` (the class's `name` too)."""
 
     def decorator(cls: type) -> type:
         SAMPLERS[name] = cls
+        cls.name = name
         return cls
 
     return decorator
 
 
-def build_sampler(name: str, labels: Any, neighbors_fn: Callable | None = None, **options: Any) -> Any:
-    """The registered sampler `name` over `labels` (neighbors_fn: what a graph sampler scores classes with)."""
+def build_sampler(
+    name: str,
+    labels: Any,
+    neighbors_fn: Callable | None = None,
+    *,
+    warmup: Any = 0,
+    **shape: Any,
+) -> Any:
+    """The registered sampler `name` over `labels`. `shape`: batch_size, num_instances, seed, rank,
+    world_size (every sampler takes them); a sampler that builds a graph also takes `neighbors_fn` (what it
+    scores classes with) and `warmup` (its P x K epochs first: a number or a GraphWarmup)."""
     if name not in SAMPLERS:
         raise QAConvError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {name!r}")
-    return SAMPLERS[name].from_options(labels, neighbors_fn, **options)
+    cls = SAMPLERS[name]
+    if cls.uses_graph:
+        return cls(labels, neighbors_fn, warmup=warmup, **shape)
+    return cls(labels, **shape)
