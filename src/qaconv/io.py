@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,19 +32,52 @@ os.umask(_UMASK)
 def list_images(folder: str | os.PathLike, *, recursive: bool = False) -> list[str]:
     """Sorted paths, relative to `folder`, of its image files (by extension; hidden files and folders skipped).
 
-    Not recursive: the file names of `folder` itself (one scandir, no stat). Recursive: paths with
-    "/" separators, sorted folder by folder.
+    Not recursive: the file names of `folder` itself (one scandir, no stat). Recursive: paths with "/"
+    separators, sorted folder by folder; a folder reached again through a symbolic link (a loop, or a
+    second link to a folder already listed) is skipped with a warning naming the link, and a folder that
+    cannot be read is a QAConvError naming it.
     """
+    return _list_images(Path(folder), recursive, set())
+
+
+def _list_images(folder: Path, recursive: bool, seen: set[tuple[int, int]]) -> list[str]:
+    if recursive:
+        try:
+            info = folder.stat()
+        except OSError as exc:
+            raise QAConvError(f"cannot read the folder {folder} ({exc.strerror or exc})") from None
+        if (info.st_dev, info.st_ino) in seen:
+            warnings.warn(f"{folder} leads back to a folder already listed (a symbolic link); skipped", stacklevel=3)
+            return []
+        seen.add((info.st_dev, info.st_ino))
     names = []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            if entry.name.lower().endswith(IMAGE_EXTENSIONS) and entry.is_file():
-                names.append(entry.name)
-            elif recursive and entry.is_dir():
-                names += [f"{entry.name}/{sub}" for sub in list_images(entry.path, recursive=True)]
+    try:
+        with os.scandir(folder) as found:
+            entries = sorted(found, key=lambda entry: entry.name)  # the first name wins where links meet
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.name.lower().endswith(IMAGE_EXTENSIONS) and _is_file(entry):
+                    names.append(entry.name)
+                elif recursive and _is_dir(entry):
+                    names += [f"{entry.name}/{sub}" for sub in _list_images(Path(entry.path), True, seen)]
+    except OSError as exc:
+        raise QAConvError(f"cannot read the folder {folder} ({exc.strerror or exc})") from None
     return sorted(names, key=lambda name: name.split("/"))
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:  # a link whose target cannot be reached (a loop of links)
+        return False
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 # ----------------------------------------------------------------------------------------- files

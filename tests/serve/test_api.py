@@ -16,10 +16,12 @@ from qaconv.serve import GalleryService
 from qaconv.serve.app import STATIC, create_app
 from qaconv.serve.service import identity
 
+LOCAL = "http://127.0.0.1:8000"  # the server addressed by its IP, as a browser on this machine does
+
 
 @pytest.fixture(scope="module")
 def client(service) -> TestClient:
-    return TestClient(create_app(service))
+    return TestClient(create_app(service), base_url=LOCAL)
 
 
 def upload(client: TestClient, path: Path, **form) -> dict:
@@ -127,7 +129,7 @@ def test_bad_uploads_are_refused_and_the_server_keeps_running(client, query_imag
         return client.post("/api/search", files={"image": (name, data)}, data=form)
 
     refused(post("notes.txt", b"this is not an image"), 400, "notes.txt", "not an image")
-    refused(post("cut.jpg", query_images[0].read_bytes()[:200]), 400, "cut.jpg", "unreadable")
+    refused(post("cut.jpg", query_images[0].read_bytes()[:200]), 400, "cannot read image cut.jpg")
     refused(post("empty.jpg", b""), 400, "empty.jpg", "empty")
     # over the limit (256 KiB): refused by Content-Length before reading, or by the part's size within the slack
     refused(post("big.png", b"\0" * (400 * 1024)), 413, "limit of 0.25 MiB")
@@ -156,7 +158,7 @@ def test_a_model_other_than_the_index_one_is_refused(index_dir, other_checkpoint
     with pytest.raises(QAConvError, match="another checkpoint"):
         GalleryService.open(index_dir, other_checkpoint, device="cpu")
     other = GalleryService(ReID.from_checkpoint(other_checkpoint, device="cpu"), GalleryIndex.open(index_dir))
-    client = TestClient(create_app(other))
+    client = TestClient(create_app(other), base_url=LOCAL)
     assert client.get("/api/health").json()["fingerprint_match"] is False
     response = client.post("/api/search", files={"image": ("q.jpg", query_images[0].read_bytes())})
     refused(response, 409, "another checkpoint", "fingerprints differ")

@@ -116,7 +116,7 @@ def test_drop_a_file_and_see_a_refusal(page, query_images):
     assert len(cards) == TOPK and not any(same_identity(cards))  # no identity in the name: none framed
     page.execute_script(f"(async () => {{ {drop} }})()", "notes.txt", "not a picture")
     error = wait(page, lambda b: b.find_element(By.ID, "error").is_displayed() and b.find_element(By.ID, "error"))
-    assert error.text == "notes.txt: not an image Pillow can read"
+    assert error.text == "not an image file (or a format Pillow cannot read): notes.txt"
 
 
 def test_nothing_came_from_elsewhere_and_no_script_failed(page):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import secrets
+
+from qaconv.image_reader import DEFAULT_MAX_PIXELS
 
 MISSING = "qaconv serve needs the optional packages fastapi, uvicorn and python-multipart: pip install 'qaconv[serve]'"
 
@@ -25,6 +28,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-upload-mb", type=float, default=10.0, metavar="MB", help="largest query upload accepted, MiB (10)"
     )
+    parser.add_argument(
+        "--max-image-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help=f"largest query image accepted, in pixels, checked before decoding ({DEFAULT_MAX_PIXELS:,})",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name the server answers to besides its IP addresses and localhost (repeatable); requests "
+        "for other names are refused (DNS rebinding)",
+    )
+    parser.add_argument(
+        "--token",
+        help="an access token every API request must carry (open the printed address, which includes it); "
+        "'auto' makes a random one. Advised when --host is not a loopback address",
+    )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (auto)")
     parser.set_defaults(func=run)
 
@@ -36,25 +59,41 @@ def run(args: argparse.Namespace) -> int:
         raise QAConvError(f"--port must be between 0 and 65535, got {args.port}")
     if args.max_upload_mb <= 0:
         raise QAConvError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    if args.max_image_pixels < 1:
+        raise QAConvError(f"--max-image-pixels must be at least 1, got {args.max_image_pixels}")
+    if args.token is not None and len(args.token) < 8 and args.token != "auto":
+        raise QAConvError("--token must be at least 8 characters (or 'auto' for a random one)")
     try:
         from qaconv.serve.app import create_app
+        from qaconv.serve.guard import is_loopback
         from qaconv.serve.server import bind, serve_forever, url
     except ImportError as exc:
         raise QAConvError(f"{MISSING} ({exc})") from None
     from qaconv.serve import GalleryService
 
+    token = secrets.token_urlsafe(16) if args.token == "auto" else args.token
     service = GalleryService.open(
-        args.index, args.checkpoint, device=args.device, max_upload_bytes=int(args.max_upload_mb * 2**20)
+        args.index,
+        args.checkpoint,
+        device=args.device,
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        max_pixels=args.max_image_pixels,
     )
     sock = bind(args.host, args.port)
+    address = url(sock) + (f"?token={token}" if token else "")
     print(
         f"serving {service.index.root} ({len(service.index)} images) with {service.reid.checkpoint}\n"
-        f"open {url(sock)} in a browser; Ctrl+C stops",
+        f"open {address} in a browser; Ctrl+C stops",
         flush=True,
     )
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"note: --host {args.host} makes the gallery's images visible to other machines", flush=True)
+    if not is_loopback(args.host):
+        print(
+            f"warning: --host {args.host} lets other machines reach the gallery's images and its search"
+            + ("" if token else "; anyone who can reach this port can use it: pass --token auto to require a token"),
+            flush=True,
+        )
+    app = create_app(service, allowed_hosts=args.allowed_host, token=token)
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn shuts down cleanly, then passes Ctrl+C on
-        serve_forever(create_app(service), sock)
+        serve_forever(app, sock)
     print("stopped")
     return 0

@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from qaconv.data.samplers import SeededBatches
-from qaconv.data.transforms import to_rgb
 from qaconv.device import resolve_device
 from qaconv.errors import QAConvError
+from qaconv.image_reader import DEFAULT_MAX_PIXELS, read_image
 
 __all__ = [
     "EpochLoader",
@@ -50,20 +50,10 @@ def seed_everything(seed: int) -> int:
     return seed
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
-    """Decode an image file into an RGB PIL image; a missing, unreadable or non-image file raises
-    QAConvError naming it."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return to_rgb(img)
-    except FileNotFoundError:
-        raise QAConvError(f"image file not found: {path}") from None
-    except UnidentifiedImageError:
-        raise QAConvError(f"not an image file (or a format Pillow cannot read): {path}") from None
-    except (OSError, ValueError, SyntaxError) as exc:  # directories, permissions, truncated or corrupt data
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise QAConvError(f"cannot read image {path}: {reason}") from None
+def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode an image file into an upright RGB PIL image (`qaconv.image_reader.read_image`); a missing,
+    unreadable, oversized or non-image file raises QAConvError naming it."""
+    return read_image(path, max_pixels=max_pixels)
 
 
 def _fields(record: Any) -> tuple[str, int, int]:
@@ -79,12 +69,16 @@ class ImageDataset(Dataset):
 
     A key may also be `(index, seed)`: the transform then draws from a generator made from `seed`
     (an int or a sequence of ints) instead of its own stream, so the image's augmentation depends
-    on that key alone (see `qaconv.data.samplers.SeededBatches`).
+    on that key alone (see `qaconv.data.samplers.SeededBatches`). Images are read by
+    `qaconv.image_reader.read_image` (upright, RGB), refusing more than `max_pixels`.
     """
 
-    def __init__(self, records: Sequence[Any], transform: Callable | None = None):
+    def __init__(
+        self, records: Sequence[Any], transform: Callable | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+    ) -> None:
         self.records = list(records)
         self.transform = transform
+        self.max_pixels = max_pixels
 
     def __len__(self) -> int:
         return len(self.records)
@@ -92,7 +86,7 @@ class ImageDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, Any]) -> tuple[Any, int, int, int]:
         index, seed = key if isinstance(key, tuple) else (key, None)
         path, pid, camid = _fields(self.records[index])
-        image = load_image(path)
+        image = load_image(path, self.max_pixels)
         if self.transform is not None:
             image = self.transform(image) if seed is None else self.transform(image, np.random.default_rng(seed))
         return image, pid, camid, index
@@ -118,9 +112,6 @@ def worker_init_fn(worker_id: int) -> None:
         transform.reseed(seed)
 
 
-_WORKER_ERROR = "qaconv.errors.QAConvError: "
-
-
 class ImageLoader(DataLoader):
     """A DataLoader whose QAConvErrors from workers keep their one-line message (torch otherwise
     wraps it in the worker's traceback)."""
@@ -133,10 +124,10 @@ class ImageLoader(DataLoader):
             except StopIteration:
                 return
             except QAConvError as exc:
-                text = str(exc)
-                if _WORKER_ERROR not in text:
+                text, raised_as = str(exc), f"{type(exc).__module__}.{type(exc).__qualname__}: "
+                if raised_as not in text:  # raised here, not passed on from a worker with its traceback
                     raise
-                raise QAConvError(text.rsplit(_WORKER_ERROR, 1)[1].strip()) from None
+                raise type(exc)(text.rsplit(raised_as, 1)[1].strip()) from None
             yield batch
 
 

@@ -2,8 +2,9 @@
 
 Training opens its images only when a batch needs them, so one damaged file used to end a run in whatever
 epoch first drew it. `unreadable_images(paths)` finds such files up front, fast: every file's header is
-parsed (format and size), and only a file whose end does not look complete (a JPEG without its end
-marker, a PNG without its IEND chunk, any other format) is decoded in full to be sure.
+parsed (format and size, checked against the pixel limit of `qaconv.image_reader`), and only a file whose end
+does not look complete (a JPEG without its end marker, a PNG without its IEND chunk, any other format) is
+decoded in full, by `read_image`, to be sure.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from qaconv.image_reader import DEFAULT_MAX_PIXELS, UnreadableImage, check_pixels, read_image
 
 _ENDS = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82"}
 _SHOWN = 5
@@ -28,29 +31,28 @@ def _complete(f: object, fmt: str | None) -> bool:
     return f.read() == end
 
 
-def problem(path: str | os.PathLike) -> str | None:
-    """Why `path` cannot be read as an image, or None when it can."""
+def problem(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
+    """Why `path` cannot be read as an image (as `read_image` reads it), or None when it can."""
     try:
-        with open(path, "rb") as f, Image.open(f) as image:
-            if not _complete(f, image.format):
-                f.seek(0)
-                with Image.open(f) as full:
-                    full.load()
-    except FileNotFoundError:
-        return "file not found"
-    except IsADirectoryError:
-        return "a folder"
-    except UnidentifiedImageError:
-        return "not an image file"
-    except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt data, permissions
-        return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        try:
+            with open(path, "rb") as f, Image.open(f) as image:
+                check_pixels(image.size, max_pixels, os.fspath(path))
+                complete = _complete(f, image.format)
+        except (OSError, ValueError, SyntaxError):  # read_image below names the reason as every path does
+            complete = False
+        if not complete:
+            read_image(path, max_pixels=max_pixels)
+    except UnreadableImage as exc:
+        return exc.reason
     return None
 
 
-def unreadable_images(paths: Sequence[str | os.PathLike], workers: int = 8) -> list[tuple[str, str]]:
+def unreadable_images(
+    paths: Sequence[str | os.PathLike], workers: int = 8, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> list[tuple[str, str]]:
     """(path, reason) of every file of `paths` that cannot be read, in the order given."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        reasons = list(pool.map(problem, paths))
+        reasons = list(pool.map(lambda path: problem(path, max_pixels), paths))
     return [(str(path), reason) for path, reason in zip(paths, reasons, strict=True) if reason is not None]
 
 

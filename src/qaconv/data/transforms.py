@@ -35,6 +35,7 @@ import torch
 from PIL import Image, ImageEnhance, ImageOps
 
 from qaconv.errors import QAConvError
+from qaconv.image_reader import to_rgb
 
 __all__ = [
     "ColorJitter",
@@ -59,26 +60,6 @@ def make_generator(seed: int | None = None) -> np.random.Generator:
     if seed is None:
         seed = int(torch.randint(0, 2**63 - 1, (1,)).item())
     return np.random.default_rng(seed)
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Any PIL mode to 8-bit RGB. Alpha is dropped; 16-bit and 32-bit integer images are scaled
-    from [0, 65535] (not clipped at 255, as PIL's own conversion does); float images in [0, 1]
-    are scaled by 255, others clipped to [0, 255]."""
-    if img.mode == "RGB":
-        return img
-    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
-        a = np.asarray(img, dtype=np.float64)
-        if img.mode == "F" and a.size and np.nanmax(a) <= 1.0:
-            a = a * 255.0
-        elif img.mode != "F" and a.size and (img.mode.startswith("I;16") or a.max() > 255):
-            a = a * (255.0 / max(65535.0, float(a.max())))
-        img = Image.fromarray(np.clip(np.nan_to_num(a) + 0.5, 0, 255).astype(np.uint8), "L")
-    elif img.mode == "La":  # premultiplied alpha: Pillow converts it only to LA
-        img = img.convert("LA")
-    elif img.mode in ("RGBa", "PA") or (img.mode == "P" and "transparency" in img.info):
-        img = img.convert("RGBA")
-    return img.convert("RGB")
 
 
 class ToRGB:

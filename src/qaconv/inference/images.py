@@ -16,18 +16,18 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from qaconv.data.loader import load_image
-from qaconv.data.transforms import to_rgb
 from qaconv.errors import QAConvError
+from qaconv.image_reader import DEFAULT_MAX_PIXELS, read_image, to_rgb
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
 Images = ImageLike | Sequence[ImageLike] | Tensor
 
 
-def load(image: ImageLike) -> Image.Image:
-    """One image as an RGB PIL image (paths are decoded; a bad file raises QAConvError naming it)."""
+def load(image: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """One image as an upright RGB PIL image (paths are read by `qaconv.image_reader.read_image`; a bad file
+    raises QAConvError naming it; a PIL image given in memory is taken as it is, converted to RGB)."""
     if isinstance(image, (str, os.PathLike)):
-        return load_image(image)
+        return read_image(image, max_pixels=max_pixels)
     if isinstance(image, Image.Image):
         return to_rgb(image)
     if isinstance(image, np.ndarray):
@@ -51,17 +51,25 @@ class ImageInputs(Dataset):
     error's message instead of raising, so one bad file does not stop a whole gallery.
     """
 
-    def __init__(self, items: Sequence[ImageLike], transform: Callable, *, skip_errors: bool = False) -> None:
+    def __init__(
+        self,
+        items: Sequence[ImageLike],
+        transform: Callable,
+        *,
+        skip_errors: bool = False,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
         self.items = list(items)
         self.transform = transform
         self.skip_errors = skip_errors
+        self.max_pixels = max_pixels
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[Tensor, bool, str]:
         try:
-            image = self.transform(load(self.items[index]))
+            image = self.transform(load(self.items[index], self.max_pixels))
         except QAConvError as exc:
             if not self.skip_errors:
                 raise

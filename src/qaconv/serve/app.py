@@ -7,11 +7,13 @@
     GET  /api/match?query=ID&gallery=PATH   correspondence picture (PNG), score in X-QAConv-Score
 
 Every refusal is `{"error": message}` with a 4xx status. Endpoints are plain functions, so FastAPI
-runs them in its thread pool and a long search does not hold up other requests.
+runs them in its thread pool and a long search does not hold up other requests. Every request passes the
+guard of qaconv.serve.guard first (Host, Origin, the access token, security headers).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from qaconv import __version__
 from qaconv.errors import QAConvError
 from qaconv.serve.errors import RequestError
+from qaconv.serve.guard import RequestGuard
 from qaconv.serve.service import GalleryService
 from qaconv.serve.uploads import upload_limit_message
 
@@ -35,11 +38,13 @@ FORM_OVERHEAD = 64 * 1024
 PAGE_POLICY = "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; base-uri 'none'"
 
 
-def create_app(service: GalleryService) -> FastAPI:
-    """The web app over one GalleryService (see qaconv.serve.service)."""
+def create_app(service: GalleryService, *, allowed_hosts: Iterable[str] = (), token: str | None = None) -> FastAPI:
+    """The web app over one GalleryService (see qaconv.serve.service), behind the request guard
+    (qaconv.serve.guard: Host names besides IP addresses and localhost, and the access token, None for none)."""
     app = FastAPI(title="qaconv serve", version=__version__, docs_url=None, redoc_url=None)
     app.state.service = service
     app.add_middleware(BodyLimit, limit=service.max_upload_bytes + FORM_OVERHEAD)
+    app.add_middleware(RequestGuard, allowed_hosts=tuple(allowed_hosts), token=token)  # outermost: runs first
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -3,7 +3,10 @@
 It searches the index for an uploaded image, draws the correspondence picture of the query and a
 hit, and hands out the index's own images, and nothing else: a gallery path is accepted only when
 it is, string for string, one of the paths the index lists. The model is shared by every request,
-so inference runs under a lock (one request at a time; each uses all of torch's threads).
+so inference runs under a lock (one request at a time; each uses all of torch's threads). Memory is
+bounded by design: an upload is refused from its header above `max_pixels`, at most two are decoded at
+once, and a query is reduced on arrival to the model's input size, which is all that search and the
+correspondence picture use, so the query store holds small images only.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from qaconv.image_reader import DEFAULT_MAX_PIXELS
 from qaconv.inference import GalleryIndex, ReID
 from qaconv.serve.errors import Conflict, NotFound, RequestError
 from qaconv.serve.uploads import DEFAULT_MAX_UPLOAD_BYTES, QueryStore, decode_upload, query_id
 
 MAX_TOPK = 1000
+DECODING_AT_ONCE = 2
 # Market-1501-style names start with the identity and camera: 0002_c1s1_000451_03.jpg, 0001_c2_f0046182.jpg.
 _IDENTITY = re.compile(r"(-?\d+)_c(\d+)")
 
@@ -40,6 +45,7 @@ class GalleryService:
         index: GalleryIndex,
         *,
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
         queries: QueryStore | None = None,
     ) -> None:
         if max_upload_bytes < 1:
@@ -47,9 +53,11 @@ class GalleryService:
         self.reid = reid
         self.index = index
         self.max_upload_bytes = max_upload_bytes
+        self.max_pixels = max_pixels
         self.queries = queries or QueryStore()
         self._paths = frozenset(index.paths)
         self._lock = threading.Lock()
+        self._decoding = threading.BoundedSemaphore(DECODING_AT_ONCE)
 
     @classmethod
     def open(
@@ -59,12 +67,14 @@ class GalleryService:
         *,
         device: str | None = None,
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> GalleryService:
         """Open an index folder and load a checkpoint; refuse a checkpoint other than the index's."""
         service = cls(
             ReID.from_checkpoint(checkpoint, device=device),
             GalleryIndex.open(index),
             max_upload_bytes=max_upload_bytes,
+            max_pixels=max_pixels,
         )
         service.check_fingerprint()
         return service
@@ -133,7 +143,8 @@ class GalleryService:
             if shortlist < topk:
                 raise RequestError(f"shortlist ({shortlist}) must be at least topk ({topk})")
         self.check_fingerprint()
-        image = decode_upload(data, name, self.max_upload_bytes)
+        with self._decoding:  # a few decodes at a time: each may briefly hold a large image
+            image = self.reid.resized(decode_upload(data, name, self.max_upload_bytes, self.max_pixels))
         start = time.perf_counter()
         with self._lock:
             result = self.reid.search(image, self.index, topk=topk, shortlist=shortlist)

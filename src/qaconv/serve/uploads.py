@@ -8,13 +8,13 @@ one hit; the store keeps the last `capacity` decoded queries under the ID that t
 from __future__ import annotations
 
 import hashlib
-import io
 import threading
 from collections import OrderedDict
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from qaconv.errors import QAConvError
+from qaconv.image_reader import DEFAULT_MAX_PIXELS, TooManyPixels, UnreadableImage, read_image
 from qaconv.serve.errors import NotFound, RequestError, TooLarge
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 2**20
@@ -25,21 +25,19 @@ def upload_limit_message(limit: int) -> str:
     return f"the upload is larger than the server's limit of {limit / 2**20:g} MiB (qaconv serve --max-upload-mb)"
 
 
-def decode_upload(data: bytes, name: str, limit: int) -> Image.Image:
-    """The uploaded bytes as an RGB image; an empty, oversized or non-image file is a RequestError naming it."""
+def decode_upload(data: bytes, name: str, limit: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """The uploaded bytes as an upright RGB image, read as every image is (`qaconv.image_reader.read_image`);
+    an empty, oversized or non-image file, or one with more than `max_pixels`, is a RequestError naming it."""
     if len(data) > limit:
         raise TooLarge(f"{name}: {upload_limit_message(limit)}")
     if not data:
         raise RequestError(f"{name}: the uploaded file is empty")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            return image.convert("RGB")
-    except Image.DecompressionBombError:
-        raise TooLarge(f"{name}: the image has too many pixels to decode safely") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        reason = "not an image Pillow can read" if isinstance(exc, UnidentifiedImageError) else f"unreadable ({exc})"
-        raise RequestError(f"{name}: {reason}") from None
+        return read_image(data, max_pixels=max_pixels, name=name)
+    except TooManyPixels as exc:
+        raise TooLarge(str(exc)) from None
+    except UnreadableImage as exc:
+        raise RequestError(str(exc)) from None
 
 
 def query_id(data: bytes) -> str:
