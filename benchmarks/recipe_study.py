@@ -43,6 +43,7 @@ from benchmarks.common import machine
 from benchmarks.glyphs.build import read_floor
 from qaconv.config import recipe_config
 from qaconv.config.presets import DEMO
+from qaconv.engine.callbacks import Callback
 from qaconv.engine.demo import SIZES, TRAIN_STYLE, UNSEEN_STYLE, ensure_demo_data
 from qaconv.engine.train import Trainer
 from qaconv.losses import TripletLoss
@@ -58,10 +59,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "lr 0.04": {"lr": 0.04},
     "gs from the start": {"gs_warmup": "0"},
     "half warm-up by hand": {"gs_warmup": "half"},
-    "pk, pairwise": {"sampler": "pk", "loss": "pairwise"},
-    "pk, triplet": {"sampler": "pk"},
+    "pk with the pairwise loss": {"sampler": "pk", "loss": "pairwise"},
+    "pk with the triplet loss": {"sampler": "pk"},
     "pairwise beside triplet": {"part": "pairwise_beside"},
     "tied margin": {"part": "tied_margin"},
+    "random graph": {"part": "mix", "mix": [1.0]},
+    "gs as warm start": {"part": "warm_gs"},
+    "gs at lr/10": {"part": "decay_at_switch"},
+    "gs with the pairwise loss": {"loss": "pairwise"},
     "mix half random": {"part": "mix", "mix": [0.5]},
     "mix curriculum": {"part": "mix", "mix": [0.67, 0.33, 0.0]},
     "decay at 2/3": {"decay_at": 2 / 3},
@@ -122,6 +127,24 @@ def mixed_neighbors(neighbors_fn: Any, shares: list[float], seed: int) -> Any:
     return neighbors
 
 
+class AtTheSwitch(Callback):
+    """When the automatic warm-up ends: train graph sampling as a warm start (backbone at 0.1x its learning
+    rate, BN statistics frozen: the paper's recipe from a learned start), or with every learning rate / 10."""
+
+    def __init__(self, change: str) -> None:
+        self.change = change
+
+    def on_epoch_end(self, trainer: Any, stats: dict[str, Any]) -> None:
+        if "warmup_ended" not in stats:
+            return
+        groups = trainer.optimizer.param_groups[:1] if self.change == "warm_gs" else trainer.optimizer.param_groups
+        for group in groups:
+            group["lr"] *= 0.1
+            group["base_lr"] *= 0.1
+        if self.change == "warm_gs":
+            trainer.freeze_bn = True
+
+
 def apply_part(trainer: Trainer, variant: dict[str, Any], seed: int) -> None:
     part = variant.get("part")
     if part in ("pairwise_beside", "tied_margin"):
@@ -130,6 +153,8 @@ def apply_part(trainer: Trainer, variant: dict[str, Any], seed: int) -> None:
         trainer.criterion.main = loss(trainer.matcher, margin=margin)
     elif part == "mix":
         trainer.sampler.neighbors_fn = mixed_neighbors(trainer.sampler.neighbors_fn, variant["mix"], seed)
+    elif part in ("warm_gs", "decay_at_switch"):
+        trainer.callbacks.append(AtTheSwitch(part))
 
 
 # --------------------------------------------------------------------------------------------------- setting

@@ -159,7 +159,7 @@ def test_resume_goes_on_after_damaged_images_are_removed_and_refuses_a_new_netwo
     one_line_error(
         capsys,
         main(["train", "--resume", str(out), "--neck", "16"]),
-        f"--resume {out}: --neck 16 differs from the run's 8, and a run's network and data set cannot change",
+        f"--resume {out}: --neck 16 differs from the run's 8, and a run's network cannot change",
     )
     images[0].unlink()
     payload = read_checkpoint(out / "checkpoint.pt")

@@ -87,7 +87,7 @@ def test_an_automatic_warmup_switches_to_graph_sampling_when_the_accuracy_passes
     logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert logged[epoch - 1]["warmup_ended"] == switched[0]["warmup_ended"]
     out = capsys.readouterr().out
-    assert f"graph sampling starts at epoch {epoch + 1}: the P x K warm-up ended after {epoch} epochs" in out
+    assert f"graph sampling starts at epoch {epoch + 1}: the P x K warm-up ended after epoch {epoch}" in out
 
 
 def test_an_automatic_warmup_that_does_not_reach_its_threshold_ends_at_its_share_of_the_budget(synth):

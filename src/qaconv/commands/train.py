@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from qaconv.config import TRAIN_FLAGS, ModelConfig, TrainConfig, add_flags, flag_names, given, namer, read_yaml
+from qaconv.config import TRAIN_FLAGS, TrainConfig, add_flags, flag_names, given, namer, read_yaml
 from qaconv.config.files import flatten
 from qaconv.config.presets import departures, recipe_config
 from qaconv.config.tree import coerce_options
@@ -54,10 +53,6 @@ def _saved_options(run_dir: RunDir) -> tuple[dict[str, Any], str]:
     raise QAConvError(f"--resume {run_dir.path}: not a run folder (no config.yaml and no checkpoint.pt)")
 
 
-#: Options a resumed run cannot change: its network, and the data set its sampler state belongs to.
-FIXED_ON_RESUME = (*(f"model.{f.name}" for f in dataclasses.fields(ModelConfig)), "data.dataset", "data.combine_all")
-
-
 def user_options(args: argparse.Namespace) -> dict[str, object]:
     """{dotted path: value} the user chose: the config file (or a resumed run's options), then the flags."""
     values: dict[str, object] = {}
@@ -69,28 +64,8 @@ def user_options(args: argparse.Namespace) -> dict[str, object]:
     else:
         mapping, name = {}, ""
     values.update(coerce_options(TrainConfig, flatten(TrainConfig, mapping, name), lambda path: f"{name}: {path}"))
-    flags = coerce_options(TrainConfig, given(args), namer(TRAIN_NAMES))
-    if args.resume:
-        _refuse_fixed_changes(values, flags, args.resume)
-    values.update(flags)
+    values.update(coerce_options(TrainConfig, given(args), namer(TRAIN_NAMES)))
     return values
-
-
-def _same_value(path: str, a: object, b: object) -> bool:
-    if path == "data.dataset" and os.path.exists(str(a)):  # one folder spelt two ways
-        return os.path.realpath(str(a)) == os.path.realpath(str(b))
-    return a == b
-
-
-def _refuse_fixed_changes(saved: dict[str, object], flags: dict[str, object], run: str) -> None:
-    """A flag that would change a resumed run's network or data set is an error naming it."""
-    for path in FIXED_ON_RESUME:
-        if path in flags and path in saved and not _same_value(path, flags[path], saved[path]):
-            raise QAConvError(
-                f"--resume {run}: {namer(TRAIN_NAMES)(path)} {flags[path]} differs from the run's {saved[path]}, and "
-                f"a run's network and data set cannot change; start a new run (--init-from {run} starts it from "
-                "this run's weights)"
-            )
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
@@ -113,6 +88,12 @@ def describe_recipe(config: TrainConfig) -> str:
             "(--gs-warmup auto, the recipe's default, starts it when P x K batches have done their work)"
         )
     return text
+
+
+def describe_changes(changes: dict[str, tuple[object, object]]) -> str:
+    """'--lr 0.5 (was 0.005), ...' for the options a resumed run changes."""
+    name = namer(TRAIN_NAMES)
+    return ", ".join(f"{name(path)} {new} (was {old})" for path, (old, new) in changes.items())
 
 
 # -------------------------------------------------------------------------------------- checks and folders
@@ -197,6 +178,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.resume or args.out)
     check_out_folder(out)
     config = resolve_config(args)
+    if args.resume and RunDir(out).checkpoint.is_file():  # a change a resumed run cannot make: refused now
+        from qaconv.engine.assemble import resumable
+
+        changes = resumable(RunDir(out).checkpoint, config, namer(TRAIN_NAMES))[1]
+        if changes:
+            print(f"{out}: resuming with changed options: {describe_changes(changes)}", flush=True)
     ctx = init_distributed(config.run.device)
     finished = False
     try:

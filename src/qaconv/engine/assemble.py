@@ -30,6 +30,7 @@ from qaconv.engine.distributed import DistContext
 from qaconv.engine.features import extract_feature_maps
 from qaconv.engine.guard import TrainingGuard
 from qaconv.engine.neighbors import qaconv_neighbors_fn
+from qaconv.engine.resume import apply_changes, check_resume
 from qaconv.engine.schedule import AdaptiveSchedule
 from qaconv.engine.train import Trainer
 from qaconv.engine.validation import Validator, hold_out_identities
@@ -238,16 +239,26 @@ def _initial_model(config: TrainConfig, resume: bool) -> tuple[nn.Module, QAConv
     return model, matcher
 
 
-def _resume(trainer: Trainer, path: Path, config: TrainConfig) -> None:
+def resumable(path: Path, config: TrainConfig, name: Any = None) -> tuple[dict[str, Any], dict[str, tuple]]:
+    """(the training checkpoint at `path`, the option changes of resuming it with `config`), after refusing a
+    checkpoint that is not a training one, another network, or a change a resumed run cannot make
+    (qaconv.engine.resume)."""
     payload = read_checkpoint(path)
     missing = [k for k in ("optimizer", "schedule", "sampler", "rng", "epoch") if k not in payload]
     if missing:
         raise QAConvError(f"{path} cannot be resumed: it lacks {', '.join(missing)} (not a training checkpoint)")
+    changes = check_resume(payload, config, name or (lambda option: option), str(path.parent))
     saved, wanted = payload["model_config"], dataclasses.asdict(config.model.network())
     differ = [f"{key} {saved.get(key)!r} there, {v!r} here" for key, v in wanted.items() if saved.get(key) != v]
     if differ:
         raise QAConvError(f"{path} holds another network than the run's options describe ({', '.join(differ)})")
+    return payload, changes
+
+
+def _resume(trainer: Trainer, path: Path, config: TrainConfig) -> None:
+    payload, changes = resumable(path, config)
     load_state(trainer.model, payload["model"], f"{path} model")
     load_state(trainer.matcher, payload["matcher"], f"{path} matcher")
     trainer.load_state_dict(payload)
-    trainer.schedule.set_max_epochs(config.schedule.max_epochs)
+    fresh = build_optimizer(trainer.model, trainer.matcher, config)
+    apply_changes(trainer, config, changes, fresh, build_warmup(config))

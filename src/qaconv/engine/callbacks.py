@@ -145,8 +145,8 @@ class ConsoleLog(Callback):
         )
         if "warmup_ended" in stats:
             print(
-                f"graph sampling starts at epoch {stats['graph_sampling_from']}: the P x K warm-up ended after "
-                f"{stats['epoch']} epochs ({stats['warmup_ended']})",
+                f"graph sampling starts at epoch {stats['graph_sampling_from']}: the P x K warm-up ended after epoch "
+                f"{stats['epoch']} ({stats['warmup_ended']})",
                 flush=True,
             )
 

@@ -147,6 +147,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best_loss = float("inf")
         self.best_val_map = float("-inf")
+        self.changes: dict[str, Any] = {}  # options a resume changed, recorded with the next epoch
 
     @classmethod
     def from_config(
@@ -241,6 +242,8 @@ class Trainer:
             self.guard.check_weights(self.model, self.matcher, self.epoch)
         self._validate(stats)
         stats["best"] = self._is_best(stats)
+        if self.changes:
+            stats["changed"], self.changes = self.changes, {}
         self.history.append(stats)
         self._call("on_epoch_end", stats)
         return stats

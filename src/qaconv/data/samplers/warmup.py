@@ -61,7 +61,7 @@ class GraphWarmup:
         if accuracy >= self.accuracy:
             reason = f"batch-hard accuracy {accuracy:.0%} reached {self.accuracy:.0%}"
         elif epoch >= self.max_epochs:
-            reason = f"at its bound of {self.max_epochs} epochs, batch-hard accuracy {accuracy:.0%}"
+            reason = f"at its bound of {_epochs(self.max_epochs)}, batch-hard accuracy {accuracy:.0%}"
         else:
             return None
         self.epochs, self.reason = epoch, reason
@@ -74,3 +74,7 @@ class GraphWarmup:
         """Restore the switch a run made (its criterion comes from the run's options, not from `state`)."""
         self.epochs = state.get("epochs")
         self.reason = state.get("reason", "")
+
+
+def _epochs(count: int) -> str:
+    return f"{count} epoch{'s' if count != 1 else ''}"
