@@ -15,7 +15,6 @@ from qaconv.io import (
     atomic_write,
     atomic_write_json,
     atomic_write_text,
-    check_output_folder,
     folder_swap,
     list_images,
     make_parent,
@@ -89,29 +88,6 @@ def test_make_parent_creates_folders_before_any_work(tmp_path):
         make_parent(tmp_path / "file" / "m.json", "--json")
     with pytest.raises(QAConvError, match="--out .* is a folder; give a file name"):
         make_parent(tmp_path / "new", "--out")
-
-
-def test_check_output_folder_refuses_what_it_may_not_replace(tmp_path):
-    def check(out, overwrite=False):
-        return check_output_folder(out, "--out", "export", "export.json", ["export.json", "m.pt"], overwrite)
-
-    assert check(tmp_path / "a" / "b") == tmp_path / "a" / "b" and (tmp_path / "a").is_dir()
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(QAConvError, match="exists and is not a folder"):
-        check(tmp_path / "file")
-    with pytest.raises(QAConvError, match="cannot create the folder"):
-        check(tmp_path / "file" / "sub")
-    done = tmp_path / "done"
-    done.mkdir()
-    (done / "export.json").write_text("{}")
-    with pytest.raises(QAConvError, match="already holds an export; pass --overwrite"):
-        check(done)
-    assert check(done, overwrite=True) == done
-    (done / "notes.md").write_text("mine")
-    with pytest.raises(QAConvError, match=r"holds files that are not part of an export \(notes.md\)"):
-        check(done, overwrite=True)
-    with pytest.raises(QAConvError, match="non-empty folder that is not a qaconv export"):
-        check(tmp_path)
 
 
 def test_folder_swap_replaces_on_success_and_keeps_the_old_folder_on_error(tmp_path):

@@ -1,4 +1,4 @@
-"""Files on disk: atomic writes, output paths checked before any work, folders swapped into place, image listing.
+"""Files on disk: atomic writes, output files checked before any work, folders swapped into place, image listing.
 
 A file is written to a hidden temporary file beside it, flushed to disk and renamed over the
 target, so a crash or Ctrl-C leaves either the old file or the new one, never half of one. A
@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -188,41 +188,6 @@ def make_parent(path: str | os.PathLike, option: str) -> Path:
         raise QAConvError(f"{option} {path} is a folder; give a file name")
     _create_folder(path.parent, option, path)
     return path
-
-
-def _a(noun: str) -> str:
-    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
-
-
-def check_output_folder(
-    out: str | os.PathLike, option: str, kind: str, marker: str, own: Collection[str], overwrite: bool
-) -> Path:
-    """Refuse an output folder that may not be replaced, before any work; create its parent. Returns a Path.
-
-    Fine: a missing or empty folder, or, with `overwrite`, a folder holding an earlier `kind` (it has
-    the file `marker`) and only the files a `kind` consists of (`own`), so that replacing it loses
-    nothing else.
-    """
-    out = Path(out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise QAConvError(f"{option} {out} exists and is not a folder")
-    if not out.exists():
-        _create_folder(out.parent, option, out)
-        return out
-    entries = sorted(p.name for p in out.iterdir())
-    if not entries:
-        return out
-    if marker not in entries:
-        raise QAConvError(f"{option} {out} is a non-empty folder that is not a qaconv {kind}; choose another {option}")
-    if not overwrite:
-        raise QAConvError(f"{option} {out} already holds {_a(kind)}; pass --overwrite to replace it")
-    others = [name for name in entries if name not in own]
-    if others:
-        raise QAConvError(
-            f"{option} {out} holds files that are not part of {_a(kind)} ({', '.join(others[:5])}); "
-            "move them away or choose another folder"
-        )
-    return out
 
 
 # ----------------------------------------------------------------------------------------- folders

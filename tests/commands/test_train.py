@@ -43,7 +43,7 @@ def test_what_would_fail_after_training_fails_before_it(synth, tmp_path, capsys,
 def test_an_out_that_is_a_file_is_refused(synth, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     one_line_error(capsys, main(train_args(synth, tmp_path / "file")), "exists and is not a folder")
-    one_line_error(capsys, main(train_args(synth, tmp_path / "file" / "sub")), "is not a folder")
+    one_line_error(capsys, main(train_args(synth, tmp_path / "file" / "sub")), "cannot create the folder")
 
 
 def test_a_second_training_into_a_locked_folder_refuses_and_a_dead_holder_is_taken_over(synth, tmp_path, capsys):

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from qaconv.cli import main
 from qaconv.errors import QAConvError
+from qaconv.folders import MARKER
 from qaconv.inference import export_model
 from qaconv.inference.export import require_onnx
 
@@ -91,7 +92,7 @@ def test_export_replaces_an_earlier_export_only_with_overwrite(checkpoint, tmp_p
     assert f"--out {out} already holds an export; pass --overwrite to replace it" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier  # the earlier export is intact
     assert main([*again, "--overwrite"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["export.json", "feature_extractor.pt", "matcher.pt"]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "export.json", "feature_extractor.pt", "matcher.pt"]
     assert json.loads((out / "export.json").read_text())["format"] == "torchscript"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ts"]  # no partial or set-aside folder left
 

@@ -31,17 +31,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qaconv.commands.train import check_out_folder
     from qaconv.engine.distributed import init_distributed
+    from qaconv.folders import DEMO, check_output, mark
 
     start = time.perf_counter()
-    out = Path(args.out)
-    check_out_folder(out)
+    out = check_output(args.out, DEMO, "--out", overwrite=True, own=("full", "quick", "run", "run-quick"))
     size_name = "quick" if args.quick else "full"
     size = SIZES[size_name]
     config = demo_config(out / size_name, size, args.device, args.workers, args.seed)  # checks every option
     ctx = init_distributed(config.run.device)  # checks the device before any data is made
     with FolderLock(out, "qaconv demo"):
+        mark(out, DEMO)
         ensure_demo_data(out / size_name, size.train_style_ids, size.unseen_style_ids, args.seed,
                          height=2 * config.model.height, width=2 * config.model.width)  # fmt: skip
         run_dir = out / f"run-{size_name}" if args.quick else out / "run"

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qaconv.data.synthetic import SynthConfig, check_out_dir, generate
+    from qaconv.data.synthetic import SynthConfig, check_dataset_out, generate
 
     config = SynthConfig(
         num_ids=args.ids,
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.workers < 0:
         raise QAConvError(f"--workers must be >= 0 (0 = all CPUs), got {args.workers}")
-    check_out_dir(args.out, args.overwrite, name="--out", overwrite_hint="add --overwrite")
+    check_dataset_out(args.out, args.overwrite, "--out")
     start = time.perf_counter()
     meta = generate(args.out, config=config, workers=args.workers, overwrite=args.overwrite)
     seconds = time.perf_counter() - start

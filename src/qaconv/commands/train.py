@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from qaconv.config.files import flatten
 from qaconv.config.presets import departures, recipe_config
 from qaconv.config.tree import coerce_options
 from qaconv.errors import QAConvError
+from qaconv.folders import RUN, check_output
 from qaconv.lock import FolderLock
 from qaconv.rundir import RunDir
 
@@ -99,17 +99,6 @@ def describe_changes(changes: dict[str, tuple[object, object]]) -> str:
 # -------------------------------------------------------------------------------------- checks and folders
 
 
-def check_out_folder(out: Path) -> None:
-    """The run folder must be a folder we can create and write, before any work."""
-    if out.exists() and not out.is_dir():
-        raise QAConvError(f"--out {out} exists and is not a folder")
-    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
-    if not parent.is_dir():
-        raise QAConvError(f"--out {out}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise QAConvError(f"--out {out}: cannot write in {parent}")
-
-
 def check_initial_weights(config: TrainConfig) -> None:
     """The files a new run starts from (--init-from, or the --pretrained backbone) must exist."""
     from qaconv.models.resnet import model_name
@@ -146,7 +135,7 @@ def check_before_work(config: TrainConfig, device: Any, resume: bool = False) ->
 def prepare_run_dir(out: Path, overwrite: bool) -> None:
     """Refuse to replace a run's results unless --overwrite; clear what an aborted start left behind."""
     run_dir = RunDir(out)
-    check_out_folder(out)
+    check_output(out, RUN, "--out")
     kept = [p.name for p in (run_dir.checkpoint, run_dir.best, run_dir.results) if p.exists()]
     if kept and not overwrite:
         raise QAConvError(f"{out} already holds a run ({', '.join(kept)}); use --resume {out} or --overwrite")
@@ -176,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume and not args.out:
         raise QAConvError("--out RUN_DIR is required (or --resume RUN_DIR)")
     out = Path(args.resume or args.out)
-    check_out_folder(out)
+    check_output(out, RUN, "--resume" if args.resume else "--out")
     config = resolve_config(args)
     if args.resume and RunDir(out).checkpoint.is_file():  # a change a resumed run cannot make: refused now
         from qaconv.engine.assemble import resumable

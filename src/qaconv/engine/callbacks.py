@@ -18,6 +18,7 @@ import numpy as np
 
 from qaconv.config import ModelConfig
 from qaconv.engine.checkpoint import model_payload, save_checkpoint
+from qaconv.folders import RUN, mark
 from qaconv.io import atomic_write_text
 from qaconv.rundir import RunDir
 
@@ -53,6 +54,7 @@ class Checkpointer(Callback):
 
     def on_fit_start(self, trainer: Any) -> None:
         self.run_dir.path.mkdir(parents=True, exist_ok=True)
+        mark(self.run_dir.path, RUN)
         self.save_config(self.run_dir.config)
 
     def on_epoch_end(self, trainer: Any, stats: dict[str, Any]) -> None:

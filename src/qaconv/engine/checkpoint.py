@@ -20,6 +20,7 @@ from torch import nn
 from qaconv.checksum import verify
 from qaconv.config import ModelConfig
 from qaconv.errors import QAConvError
+from qaconv.folders import EVALUATION, RUN, expect_kind
 from qaconv.io import atomic_torch_save
 from qaconv.matching import QAConv
 from qaconv.models import FeatureMapNet
@@ -39,6 +40,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint file, or the last checkpoint of a run folder."""
     path = Path(path).expanduser()
     if path.is_dir():
+        expect_kind(path, "checkpoint", [RUN, EVALUATION], "a run folder or a checkpoint file")
         path = path / LAST
         if not path.is_file():
             raise QAConvError(f"no {LAST} in run folder {path.parent} (is it a qaconv run folder?)")

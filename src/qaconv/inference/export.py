@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from qaconv.errors import QAConvError
-from qaconv.io import check_output_folder, folder_swap
+from qaconv.folders import EXPORT, check_output, mark
+from qaconv.io import folder_swap
 from qaconv.lock import FolderLock
 from qaconv.matching import EvalScorer
 
@@ -120,7 +121,7 @@ def _run_exported(
 def check_export_out(out: str | os.PathLike, overwrite: bool = False) -> Path:
     """Refuse an --out that is a file, a non-empty folder that is not an export, or an export without overwrite."""
     own = [RECORD] + [f"{name}{suffix}" for name in (EXTRACTOR, MATCHER) for suffix in _SUFFIX.values()]
-    return check_output_folder(out, "--out", "export", RECORD, own, overwrite)
+    return check_output(out, EXPORT, "--out", overwrite=overwrite, own=own)
 
 
 def export_model(reid: ReID, fmt: str, out: str | os.PathLike, *, overwrite: bool = False) -> dict[str, Any]:
@@ -142,6 +143,7 @@ def export_model(reid: ReID, fmt: str, out: str | os.PathLike, *, overwrite: boo
             diffs = _export_and_check(reid, fmt, files)
             record = _record(reid, fmt, files, diffs)
             (folder / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+            mark(folder, EXPORT)
     return record
 
 

@@ -31,7 +31,8 @@ import torch
 from torch import Tensor
 
 from qaconv.errors import QAConvError
-from qaconv.io import check_output_folder, folder_swap
+from qaconv.folders import INDEX, check_output, expect_kind, mark
+from qaconv.io import folder_swap
 from qaconv.lock import FolderLock
 
 FORMAT = "qaconv-index/1"
@@ -64,7 +65,8 @@ class GalleryIndex:
         """Open an index folder written by `ReID.build_index`; its maps stay on disk until read."""
         root = Path(path).expanduser()
         if not root.is_dir():
-            raise QAConvError(f"index not found: {root}")
+            raise QAConvError(f"index not found: {root}" + (" (it is a file, not a folder)" if root.exists() else ""))
+        expect_kind(root, "index", [INDEX], "an index (qaconv index build)")
         manifest = _read_manifest(root)
         for name in (MAPS, DESCRIPTORS, PATHS):
             if not (root / name).is_file():
@@ -133,7 +135,7 @@ def _read_manifest(root: Path) -> dict[str, Any]:
 
 def check_index_out(out: str | os.PathLike, overwrite: bool) -> Path:
     """Refuse an --out that is a file, a non-index folder, or an index without `overwrite` (before any work)."""
-    return check_output_folder(out, "--out", "index", MANIFEST, (MANIFEST, MAPS, DESCRIPTORS, PATHS), overwrite)
+    return check_output(out, INDEX, "--out", overwrite=overwrite, own=(MANIFEST, MAPS, DESCRIPTORS, PATHS))
 
 
 @contextmanager
@@ -152,6 +154,7 @@ def write_index(
             writer = IndexWriter(folder, capacity, map_shape)
             yield writer
             writer.finish(manifest)
+            mark(folder, INDEX)
 
 
 class IndexWriter:

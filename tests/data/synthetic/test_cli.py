@@ -30,7 +30,7 @@ def test_cli(tmp_path, capsys):
     before = read_bytes(out)
     assert main(args) == 2  # exists: needs --overwrite
     err = _error(capsys)
-    assert "add --overwrite" in err and "overwrite=True" not in err  # CLI wording, not the API's
+    assert "pass --overwrite" in err and "overwrite=True" not in err  # CLI wording, not the API's
     assert read_bytes(out) == before
     assert main([*args, "--overwrite"]) == 0
     assert main(["synth", "--out", str(tmp_path / "bad"), "--cams", "12"]) == 2
@@ -51,11 +51,11 @@ def test_workers(tmp_path, capsys):
 def test_an_output_folder_that_cannot_be_written(tmp_path, capsys):
     a_file = tmp_path / "meta.json"
     a_file.write_text("mine")
-    cases = [(a_file, "exists and is not a folder"), (a_file / "sub", "is a file, not a folder")]
+    cases = [(a_file, "exists and is not a folder"), (a_file / "sub", "cannot create the folder")]
     if sys.platform.startswith("linux"):
         cases.append(("/proc/qaconv-synth", "cannot be written"))
     for out, message in cases:
         assert main(["synth", "--out", str(out), *TINY, "--workers", "1"]) == 2
         err = _error(capsys)
-        assert err.startswith(f"qaconv synth: error: --out {out} ") and message in err, err
+        assert err.startswith(f"qaconv synth: error: --out {out}") and message in err, err
     assert a_file.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["meta.json"]

@@ -16,6 +16,7 @@ import PIL
 import pytest
 
 from qaconv.data.synthetic import generate
+from qaconv.folders import MARKER
 
 TINY = {"num_ids": 6, "num_cams": 3, "seed": 0, "images_per_id": 4, "height": 64, "width": 32}
 EXTRAS = {"junk_fraction": 0.5, "distractor_fraction": 0.5}
@@ -31,7 +32,8 @@ ALL_BYTES = {
 
 
 def _files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file())
+    """The generated files (the folder's kind marker, qaconv.folders.MARKER, is not the generator's output)."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != MARKER)
 
 
 def names_and_meta_digest(root: Path) -> str:

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from qaconv.data.datasets import create_dataset
-from qaconv.data.synthetic import SynthConfig, check_out_dir, generate
+from qaconv.data.synthetic import SynthConfig, check_dataset_out, generate
 from qaconv.errors import QAConvError
+from qaconv.folders import MARKER
 from tests.data.synthetic.conftest import SMALL, read_bytes
 
 
@@ -40,7 +41,7 @@ def test_same_seed_same_bytes_whatever_the_workers(tmp_path):
     assert sum(k.endswith(".jpg") for k in a) >= 200
     assert a == b
     assert a.keys() != c.keys() or a != c
-    common = set(a) & set(c) - {"meta.json"}
+    common = set(a) & set(c) - {"meta.json", MARKER}  # the folder marker says "a data set" in both
     assert all(a[k] != c[k] for k in common)
 
 
@@ -81,16 +82,41 @@ def test_existing_data_set_needs_overwrite(tmp_path):
         generate(root, seed=2, workers=1, **SMALL)
     assert "overwrite=True" in str(caught.value) and "--overwrite" not in str(caught.value)  # API wording
     assert read_bytes(root) == before
+    with pytest.raises(QAConvError, match=r"holds files that are not part of a data set \(notes.txt\)"):
+        generate(root, seed=2, workers=1, overwrite=True, **SMALL)  # replacing the folder would lose them
+    assert read_bytes(root) == before
+    (root / "notes.txt").unlink()
     meta = generate(root, seed=2, workers=1, overwrite=True, **SMALL)
-    assert meta["seed"] == 2 and (root / "notes.txt").read_text() == "mine"
+    assert meta["seed"] == 2
     assert sum(1 for _ in root.rglob("*.jpg")) == sum(c["images"] for c in meta["counts"].values())
+
+
+def test_an_interrupted_build_leaves_no_data_set_under_the_final_name(tmp_path, monkeypatch):
+    from qaconv.data.synthetic import writing
+
+    def interrupted(batches, workers):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writing, "_write_images", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        generate(tmp_path / "set", seed=1, workers=1, **SMALL)
+    assert not (tmp_path / "set").exists() and not list(tmp_path.iterdir())  # nor a hidden partial one left
+
+
+@pytest.mark.parametrize("kind", ["run", "index"])
+def test_a_data_set_is_not_written_into_a_folder_of_another_kind(tmp_path, kind):
+    folder = tmp_path / kind
+    folder.mkdir()
+    (folder / ("checkpoint.pt" if kind == "run" else "manifest.json")).write_text("{}")
+    with pytest.raises(QAConvError, match=f"out_dir {folder} is a qaconv {kind} folder, not a data set"):
+        generate(folder, seed=1, workers=1, overwrite=True, **SMALL)
 
 
 def _unwritable(tmp_path: Path) -> list[tuple[Path, str]]:
     """Output folders that cannot hold a data set, each with a part of its message."""
     a_file = tmp_path / "file.txt"
     a_file.write_text("mine")
-    cases = [(a_file, "exists and is not a folder"), (a_file / "sub", "is a file, not a folder")]
+    cases = [(a_file, "exists and is not a folder"), (a_file / "sub", "cannot create the folder")]
     if sys.platform.startswith("linux"):
         cases.append((Path("/proc/qaconv-synth"), "cannot be written"))
     return cases
@@ -100,10 +126,10 @@ def test_an_output_folder_that_cannot_be_written_is_refused(tmp_path):
     for out, message in _unwritable(tmp_path):
         with pytest.raises(QAConvError, match=message) as caught:
             generate(out, seed=1, workers=1, **SMALL)
-        assert str(caught.value).startswith(f"out_dir {out} ")
+        assert str(caught.value).startswith(f"out_dir {out}")
         with pytest.raises(QAConvError, match=message) as caught:
-            check_out_dir(out, False, name="--out", overwrite_hint="add --overwrite")
-        assert str(caught.value).startswith(f"--out {out} ")
+            check_dataset_out(out, False, "--out")
+        assert str(caught.value).startswith(f"--out {out}")
     assert (tmp_path / "file.txt").read_text() == "mine"
 
 

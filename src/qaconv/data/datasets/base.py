@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from qaconv.errors import QAConvError
+from qaconv.folders import DATASET, expect_kind
 
 DOCS = "docs/datasets.md"
 SPLITS = ("train", "query", "gallery")
@@ -118,6 +119,7 @@ class DatasetSpec:
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}
+MARKET_SPLITS = ("bounding_box_train", "query", "bounding_box_test")
 _ALIASES: dict[str, str] = {}
 
 
@@ -281,21 +283,34 @@ def find_dataset_root(name: str, data_dir: str | os.PathLike) -> str | None:
     return None
 
 
+def _layout_of(folder: str) -> str:
+    """The format of a data set folder given by path: Market-1501-style split folders (`folder`), or the public
+    layout whose required files it holds (MSMT17's lists, ...), or `folder` (whose error then says what is
+    missing)."""
+    if any(os.path.isdir(os.path.join(folder, split)) for split in MARKET_SPLITS):
+        return "folder"
+    public = (spec.name for spec in _REGISTRY.values() if spec.required and _has_layout(folder, spec.required))
+    return next(public, "folder")
+
+
 def open_dataset(
     name_or_path: str, data_dir: str | os.PathLike = "data", combine_all: bool = False, *, skip_unparsable: bool = False
 ) -> ReIDDataset:
     """A data set given on the command line: a registered name found under `data_dir`, or a path.
 
-    A path (an existing folder) is read as a Market-1501-style folder (`folder` format), or as the
-    `csv` format when it holds train/query/gallery .csv files or is a .csv file itself.
+    A path (an existing folder) is read in the layout it holds: the `csv` format when it holds
+    train/query/gallery .csv files or is a .csv file itself, a public layout whose required files it holds
+    (the MSMT17 list files, CUHK03-NP's folders...), else a Market-1501-style folder (`folder` format). A
+    qaconv folder of another kind (a run, an index...) is refused, saying what it is.
     """
     path = os.path.expanduser(os.fspath(name_or_path))
     options = {"combine_all": combine_all, "skip_unparsable": skip_unparsable}
     if os.path.isdir(path) or os.path.isfile(path):
+        expect_kind(path, "data set", [DATASET], "a data set")
         is_csv = path.endswith(".csv") or any(
             os.path.isfile(os.path.join(path, f"{split}.csv")) for split in ("train", "query", "gallery")
         )
-        return create_dataset("csv" if is_csv else "folder", path, **options)
+        return create_dataset("csv" if is_csv else _layout_of(path), path, **options)
     if os.sep in path or "/" in path or path.startswith(".") or path.lower().endswith((".csv", ".txt")):
         raise QAConvError(
             f"data set not found: {os.path.abspath(path)} does not exist (give a folder, a CSV file or the name "

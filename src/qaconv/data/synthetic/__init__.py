@@ -28,7 +28,7 @@ the drawing and the options.
 from qaconv.data.synthetic.config import SynthConfig
 from qaconv.data.synthetic.planning import FPS, SPLIT_DIRS
 from qaconv.data.synthetic.styles import STYLES
-from qaconv.data.synthetic.writing import GENERATOR_VERSION, check_out_dir, generate
+from qaconv.data.synthetic.writing import GENERATOR_VERSION, check_dataset_out, generate
 
 __all__ = [
     "FPS",
@@ -36,6 +36,6 @@ __all__ = [
     "SPLIT_DIRS",
     "STYLES",
     "SynthConfig",
-    "check_out_dir",
+    "check_dataset_out",
     "generate",
 ]

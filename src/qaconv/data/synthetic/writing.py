@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,55 +20,19 @@ from qaconv.data.synthetic.config import SynthConfig
 from qaconv.data.synthetic.planning import FPS, GALLERY, SPLIT_DIRS, Plan, Shot, make_plan
 from qaconv.data.synthetic.rendering import RenderJob, render_image
 from qaconv.errors import QAConvError
-from qaconv.io import atomic_write_json
+from qaconv.folders import DATASET, check_output, mark
+from qaconv.io import atomic_write_json, folder_swap
 
 GENERATOR_VERSION = "1.0"
 BATCH_IMAGES = 32  # images per task: enough to make sending a background to a worker cheap
 _POOL_MIN_IMAGES = 200  # smaller sets render in this process
 
 
-def _existing_outputs(out: Path) -> list[Path]:
-    """What an earlier data set left in `out` that writing a new one replaces."""
-    return [out / d for d in (*SPLIT_DIRS, "meta.json") if (out / d).exists()]
-
-
-def check_out_dir(
-    out_dir: str | os.PathLike, overwrite: bool, *, name: str = "out_dir", overwrite_hint: str = "pass overwrite=True"
-) -> None:
-    """Make sure a data set can be written to folder `out_dir`, creating it if missing; a one-line QAConvError
-    that starts with `name` otherwise: a file is in the way, the folder cannot be created or written, or it
-    holds a data set already and `overwrite` is off (the message suggests `overwrite_hint`)."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise QAConvError(f"{name} {out} exists and is not a folder")
-    ancestor = out.absolute()
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise QAConvError(f"{name} {out} cannot be created: {ancestor} is a file, not a folder")
-    existing = _existing_outputs(out)
-    if existing and not overwrite:
-        raise QAConvError(
-            f"{name} {out} already holds a data set ({existing[0].name}); {overwrite_hint} to replace it, "
-            "or choose another folder"
-        )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as exc:
-        raise QAConvError(f"{name} {out} cannot be written: {exc.strerror or exc}") from None
-
-
-def _replace_outputs(out: Path) -> None:
-    """Remove an earlier data set (only what this generator writes; other files stay) and make the split folders."""
-    for path in _existing_outputs(out):
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    for d in SPLIT_DIRS:
-        (out / d).mkdir(parents=True, exist_ok=True)
+def check_dataset_out(out_dir: str | os.PathLike, overwrite: bool, option: str = "out_dir") -> Path:
+    """Make sure a data set can be written to `out_dir` before any work (qaconv.folders.check_output): not a
+    file, not another kind of qaconv folder, not a data set already unless `overwrite`, and nothing but a data
+    set's files in a folder it replaces."""
+    return check_output(out_dir, DATASET, option, overwrite=overwrite, own=(*SPLIT_DIRS, "meta.json"))
 
 
 @dataclass(frozen=True)
@@ -176,7 +138,8 @@ def generate(
     junk images (pid -1). style 'A' or 'B' picks the domain. Images are height x width JPEGs
     (quality `quality`). `config`: a SynthConfig instead of those options (leave them at their
     defaults). workers: processes (None or 0 = all CPUs; the output does not depend on it).
-    overwrite: replace a data set already in out_dir (only its split folders and meta.json).
+    overwrite: replace a data set already in out_dir (a folder holding anything else is refused). The data set
+    is written under a hidden name beside out_dir and renamed when complete (qaconv.io.folder_swap).
     """
     options = SynthConfig(
         num_ids=num_ids,
@@ -198,15 +161,17 @@ def generate(
         raise QAConvError("pass either a SynthConfig or the options it holds, not both")
     if workers is not None and int(workers) < 0:
         raise QAConvError(f"workers must be >= 0 (0 or None: all CPUs), got {workers}")
-    out = Path(out_dir)
-    check_out_dir(out, overwrite)
+    out = check_dataset_out(out_dir, overwrite)
     plan = make_plan(config)
     job = RenderJob(config.seed, config.style, config.height, config.width, plan.cameras)
     meta = _meta(plan, config)
     try:
-        _replace_outputs(out)
-        _write_images(_batches(plan, job, out, config.quality), int(workers) if workers else usable_cpus())
-        atomic_write_json(out / "meta.json", meta)
+        with folder_swap(out) as folder:  # an interrupted run leaves `out` as it was, never half a data set
+            for split in SPLIT_DIRS:
+                (folder / split).mkdir()
+            _write_images(_batches(plan, job, folder, config.quality), int(workers) if workers else usable_cpus())
+            atomic_write_json(folder / "meta.json", meta)
+            mark(folder, DATASET)
     except OSError as exc:
         raise QAConvError(f"writing the data set to {out} failed: {exc}") from None
     return meta

@@ -22,6 +22,7 @@ from qaconv.config import ModelConfig
 from qaconv.data.datasets import ReIDDataset
 from qaconv.engine.checkpoint import state_fingerprint
 from qaconv.errors import QAConvError
+from qaconv.folders import DEMO, EVALUATION, RUN, check_output, kind_of, mark
 from qaconv.lock import FolderLock
 from qaconv.matching import QAConv
 
@@ -60,9 +61,7 @@ def run_evaluation(
     """
     options = options or EvalOptions()
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise QAConvError(f"--out {out_dir} exists and is not a folder")
+    out_dir = check_output(out_dir, EVALUATION, "--out", accepts=[RUN, DEMO])  # results are added, not replaced
     read_results(out_dir / RESULTS_FILE)  # a broken results.json fails now, not after the first test set
     loaded = load_testsets(testsets, data_dir)
     if any("/" in label for label, _ in loaded):
@@ -71,6 +70,8 @@ def run_evaluation(
     with contextlib.nullcontext() if locked else FolderLock(out_dir, "qaconv evaluate"):
         if not locked:
             _remove_partial_writes(out_dir)
+        if kind_of(out_dir) is None:
+            mark(out_dir, EVALUATION)
         model.to(device)
         matcher.to(device)  # modes are left alone: extraction switches to eval and back, scoring is eval-mode math
         cache = FeatureCache(cache_folder, state_fingerprint(model, matcher, model_config)) if cache_folder else None
