@@ -33,6 +33,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="leave out images that cannot be read, with a warning naming them (default: stop at the first one)",
     )
     build.set_defaults(func=run)
+    update = actions.add_parser(
+        "update",
+        help="bring an index up to date with its gallery without a full rebuild",
+        description="Extract the images added to the gallery since the index was built and the ones changed since "
+        "(another size or modification time), drop the removed ones, keep the others' maps. See docs/inference.md.",
+    )
+    update.add_argument("--index", required=True, metavar="INDEX", help="index folder to update")
+    update.add_argument(
+        "--gallery", metavar="DIR", help="folder of gallery images (default: the one the index was built from)"
+    )
+    update.add_argument("--checkpoint", help="checkpoint file or run folder (default: the one recorded in the index)")
+    update.add_argument("--batch-size", type=int, default=64, help="images per forward pass (64)")
+    update.add_argument("--workers", type=int, default=0, help="image-decoding worker processes (0)")
+    update.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (auto)")
+    update.add_argument(
+        "--skip-bad-images", action="store_true", help="leave out new images that cannot be read, with a warning"
+    )
+    update.set_defaults(func=run_update)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,5 +81,32 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"indexed {len(index)} images ({c}x{h}x{w} float16 maps, {mib:.1f} MiB{note}) to {index.root} "
         f"in {time.perf_counter() - start:.1f} s"
+    )
+    return 0
+
+
+def run_update(args: argparse.Namespace) -> int:
+    from qaconv.commands.search import recorded_checkpoint
+    from qaconv.errors import QAConvError
+    from qaconv.inference import GalleryIndex, ReID
+
+    if args.batch_size < 1:
+        raise QAConvError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.workers < 0:
+        raise QAConvError(f"--workers must be >= 0, got {args.workers}")
+    start = time.perf_counter()
+    index = GalleryIndex.open(args.index)
+    reid = ReID.from_checkpoint(args.checkpoint or recorded_checkpoint(args.index, index.manifest), device=args.device)
+    index, counts = reid.update_index(
+        args.index,
+        args.gallery,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        skip_bad_images=args.skip_bad_images,
+        progress=True,
+    )
+    print(
+        f"updated {index.root}: {counts['added']} added, {counts['changed']} changed, {counts['removed']} removed, "
+        f"{counts['kept']} kept; {len(index)} images in {time.perf_counter() - start:.1f} s"
     )
     return 0

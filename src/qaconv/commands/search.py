@@ -32,18 +32,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--html", metavar="FILE", help="write a page with the query and ranked gallery thumbnails")
     parser.add_argument("--json", metavar="FILE", help="write the ranked lists as JSON")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (auto)")
+    parser.add_argument(
+        "--if-changed",
+        choices=("warn", "refuse"),
+        default="warn",
+        help="when images of the index changed on disk since they were indexed: warn and search (default), or "
+        "refuse (qaconv index update brings the index up to date)",
+    )
     parser.set_defaults(func=run)
 
 
-def _checkpoint(args: argparse.Namespace, manifest: dict[str, Any]) -> str:
+def recorded_checkpoint(index: str, manifest: dict[str, Any]) -> str:
+    """The checkpoint an index was built with, when it is still there (the default of --checkpoint)."""
     from qaconv.errors import QAConvError
 
-    if args.checkpoint:
-        return args.checkpoint
     recorded = manifest.get("checkpoint")
     if not recorded or not Path(recorded).exists():
-        raise QAConvError(f"index {args.index} records checkpoint {recorded}, which is not found; pass --checkpoint")
+        raise QAConvError(f"index {index} records checkpoint {recorded}, which is not found; pass --checkpoint")
     return recorded
+
+
+def check_unchanged(index: Any, if_changed: str) -> None:
+    """Warn (or refuse, with --if-changed refuse) when images of the index changed on disk since they were indexed."""
+    import warnings
+
+    from qaconv.errors import QAConvError
+
+    changes = index.changes()
+    if changes and if_changed == "refuse":
+        raise QAConvError(changes.describe(index.root))
+    if changes:
+        warnings.warn(changes.describe(index.root), UserWarning, stacklevel=2)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         if path:
             make_parent(path, option)  # before any work
     index = GalleryIndex.open(args.index)
-    reid = ReID.from_checkpoint(_checkpoint(args, index.manifest), device=args.device)
+    check_unchanged(index, args.if_changed)
+    reid = ReID.from_checkpoint(args.checkpoint or recorded_checkpoint(args.index, index.manifest), device=args.device)
     result = reid.search(args.query, index, topk=args.topk, shortlist=args.shortlist)
     rows = _print_results(args.query, result.paths, result.scores.tolist())
     mode = "exhaustive" if args.shortlist is None else f"two-stage (shortlist {args.shortlist})"

@@ -79,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * 2**20),
         max_pixels=args.max_image_pixels,
     )
+    changes = service.index.changes()
+    if changes:
+        print(f"warning: {changes.describe(service.index.root)}", flush=True)
     sock = bind(args.host, args.port)
     address = url(sock) + (f"?token={token}" if token else "")
     print(

@@ -17,6 +17,7 @@ storage `qaconv.inference.index`, search `qaconv.inference.search`.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -41,7 +42,7 @@ from qaconv.inference.correspondence import (
     plot_correspondences,
 )
 from qaconv.inference.images import ImageInputs, ImageLike, Images, as_list, load
-from qaconv.inference.index import GalleryIndex, IndexWriter, write_index
+from qaconv.inference.index import GalleryIndex, IndexWriter, file_stat, write_index
 from qaconv.inference.search import SearchResult, global_descriptors, search
 from qaconv.io import IMAGE_EXTENSIONS, list_images
 from qaconv.matching import QAConv, pairwise_scores
@@ -223,22 +224,72 @@ class ReID:
         it). `progress` draws a bar when stderr is a terminal.
         """
         root, paths = gallery_files(gallery)
-        m = self.matcher
-        manifest = {
+        with write_index(out, len(paths), self._map_shape, self._manifest(root), overwrite=overwrite) as writer:
+            self._index_images(writer, paths, batch_size, num_workers, skip_bad_images, progress)
+            _check_any(writer, paths)
+        _warn_skipped(writer.skipped)
+        return GalleryIndex.open(out)
+
+    def update_index(
+        self,
+        index: str | os.PathLike,
+        gallery: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+        *,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        skip_bad_images: bool = False,
+        progress: bool = False,
+    ) -> tuple[GalleryIndex, dict[str, int]]:
+        """Bring an index up to date with its gallery without a full rebuild: images added to the gallery are
+        extracted, removed ones dropped, changed ones (another size or modification time) extracted again, and
+        the others keep their maps. `gallery`: the folder (or list of files) now, default the folder the index
+        was built from. Returns the new index and {"added", "removed", "changed", "kept"} counts."""
+        old = GalleryIndex.open(index)
+        old.check_fingerprint(self.fingerprint, self.checkpoint)
+        if gallery is None:
+            gallery = old.manifest.get("gallery")
+            if gallery is None:
+                raise QAConvError(f"index {old.root} was built from a list of files: give the gallery to update from")
+        root, paths = gallery_files(gallery)
+        changes = old.changes()
+        stale = set(changes.changed) | set(changes.missing) | (set(old.paths) if changes.unknown else set())
+        position = {path: i for i, path in enumerate(old.paths) if path not in stale}
+        counts = {"added": sum(p not in old.paths for p in paths), "removed": len(set(old.paths) - set(paths))}
+        counts.update(changed=len(stale & set(paths)), kept=sum(p in position for p in paths))
+        with write_index(old.root, len(paths), self._map_shape, self._manifest(root), overwrite=True) as writer:
+            for is_kept, run in itertools.groupby(paths, key=lambda path: path in position):  # the gallery's order
+                run = list(run)
+                if not is_kept:
+                    self._index_images(writer, run, batch_size, num_workers, skip_bad_images, progress)
+                    continue
+                for start in range(0, len(run), batch_size):
+                    block = run[start : start + batch_size]
+                    rows = [position[p] for p in block]
+                    writer.add(old.maps[rows].numpy(), old.descriptors[rows].numpy(), block, old.stats[rows].tolist())
+            _check_any(writer, paths)
+        _warn_skipped(writer.skipped)
+        return GalleryIndex.open(old.root), counts
+
+    @property
+    def _map_shape(self) -> tuple[int, int, int]:
+        return (self.matcher.num_features, self.matcher.height, self.matcher.width)
+
+    def _manifest(self, gallery_root: str | None) -> dict[str, Any]:
+        """The fields of an index manifest that describe this model and the gallery."""
+        return {
             "fingerprint": self.fingerprint,
             "checkpoint": str(self.checkpoint) if self.checkpoint else None,
             "model_config": dataclasses.asdict(self.config),
-            "gallery": root,
+            "gallery": gallery_root,
         }
-        shape = (m.num_features, m.height, m.width)
+
+    def _index_images(self, writer: IndexWriter, paths: list[str], batch_size: int, num_workers: int,
+                      skip_bad_images: bool, progress: bool) -> None:  # fmt: skip
+        """Extract `paths` into `writer`, each with its file's statistics as taken before it was read."""
+        stats = [file_stat(path) for path in paths]
         inputs = ImageInputs(paths, self._transform, skip_errors=True)
         batches = self._batches(inputs, batch_size, num_workers, "index" if progress else None)
-        with write_index(out, len(paths), shape, manifest, overwrite=overwrite) as writer:
-            _write_batches(writer, batches, paths, skip_bad_images)
-        if writer.skipped:
-            shown = ", ".join(writer.skipped[:5]) + (", ..." if len(writer.skipped) > 5 else "")
-            warnings.warn(f"skipped {len(writer.skipped)} unreadable image(s): {shown}", UserWarning, stacklevel=2)
-        return GalleryIndex.open(out)
+        _write_batches(writer, batches, paths, stats, skip_bad_images)
 
 
 def gallery_files(gallery: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[str | None, list[str]]:
@@ -258,11 +309,18 @@ def gallery_files(gallery: str | os.PathLike | Sequence[str | os.PathLike]) -> t
     return None, paths
 
 
-def _write_batches(writer: IndexWriter, batches: Batches, paths: list[str], skip: bool) -> None:
+def _warn_skipped(skipped: list[str]) -> None:
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+        warnings.warn(f"skipped {len(skipped)} unreadable image(s): {shown}", UserWarning, stacklevel=3)
+
+
+def _write_batches(writer: IndexWriter, batches: Batches, paths: list[str], stats: list, skip: bool) -> None:
     """Add each batch's readable entries to the index writer; an unreadable image raises unless `skip`."""
     start = 0
     for maps, (readable, errors) in batches:
         batch_paths = paths[start : start + len(maps)]
+        batch_stats = stats[start : start + len(maps)]
         start += len(maps)
         for path, ok, error in zip(batch_paths, readable.tolist(), errors, strict=True):
             if not ok and not skip:
@@ -272,7 +330,12 @@ def _write_batches(writer: IndexWriter, batches: Batches, paths: list[str], skip
         keep = readable.bool()
         if keep.any():
             kept = maps[keep]
-            kept_paths = [path for path, ok in zip(batch_paths, keep.tolist(), strict=True) if ok]
-            writer.add(kept, global_descriptors(kept), kept_paths)
+            flags = keep.tolist()
+            kept_paths = [path for path, ok in zip(batch_paths, flags, strict=True) if ok]
+            kept_stats = [stat for stat, ok in zip(batch_stats, flags, strict=True) if ok]
+            writer.add(kept, global_descriptors(kept), kept_paths, kept_stats)
+
+
+def _check_any(writer: IndexWriter, paths: list[str]) -> None:
     if not writer.paths:
         raise QAConvError(f"none of the {len(paths)} gallery images could be read; nothing was indexed")

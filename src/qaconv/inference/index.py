@@ -7,6 +7,8 @@ An index is a folder:
     maps.npy          [N, C, h, w] float16 feature maps, opened memory-mapped (pages load on demand)
     descriptors.npy   [N, C] float32 global descriptors: mean-pooled, L2-normalised feature maps
     paths.json        the N image paths (absolute), in index order
+    stats.npy         [N, 2] int64 size and modification time (ns) of each image when it was indexed, so
+                      that `changes()` finds images replaced, edited or removed since (`qaconv index update`)
 
 The fingerprint (sha256 of the model's and matcher's state tensors) ties the maps to the network
 that made them: searching with another checkpoint is refused, because its scores would be
@@ -40,18 +42,53 @@ MANIFEST = "manifest.json"
 MAPS = "maps.npy"
 DESCRIPTORS = "descriptors.npy"
 PATHS = "paths.json"
+STATS = "stats.npy"
 REBUILD = "re-build the index (qaconv index build --overwrite)"
 
 
 @dataclass(frozen=True)
+class IndexChanges:
+    """Images of an index that changed on disk since they were indexed: `changed` (another size or modification
+    time: replaced or edited) and `missing` (gone); `unknown` when the index records no file statistics."""
+
+    changed: list[str]
+    missing: list[str]
+    unknown: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.changed or self.missing)
+
+    def describe(self, index: str | os.PathLike) -> str:
+        shown = ", ".join((self.changed + self.missing)[:3]) + (", ..." if len(self.changed + self.missing) > 3 else "")
+        return (
+            f"index {index}: {len(self.changed)} image(s) changed and {len(self.missing)} removed since they were "
+            f"indexed ({shown}), so their maps are out of date; run qaconv index update --index {index}"
+        )
+
+
+@dataclass(frozen=True)
 class GalleryIndex:
-    """An opened index folder: memory-mapped maps, descriptors, paths and the manifest."""
+    """An opened index folder: memory-mapped maps, descriptors, paths, file statistics and the manifest."""
 
     root: Path
     maps: Tensor
     descriptors: Tensor
     paths: list[str]
     manifest: dict[str, Any]
+    stats: np.ndarray | None = None
+
+    def changes(self) -> IndexChanges:
+        """Which of the index's images changed or disappeared since they were indexed (one stat per image)."""
+        if self.stats is None:
+            return IndexChanges([], [], unknown=True)
+        changed, missing = [], []
+        for path, recorded in zip(self.paths, self.stats.tolist(), strict=True):
+            now = file_stat(path)
+            if now is None:
+                missing.append(path)
+            elif now != tuple(recorded):
+                changed.append(path)
+        return IndexChanges(changed, missing)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -82,7 +119,10 @@ class GalleryIndex:
                 f"index {root} is inconsistent: {len(maps)} maps, {len(descriptors)} descriptors, "
                 f"{found} paths, manifest count {count} ({REBUILD})"
             )
-        return cls(root, maps, descriptors, paths, manifest)
+        stats = _load_array(root / STATS) if (root / STATS).is_file() else None  # indexes built before stats: None
+        if stats is not None and stats.shape != (len(paths), 2):
+            raise QAConvError(f"index {root} is inconsistent: {STATS} has shape {stats.shape} ({REBUILD})")
+        return cls(root, maps, descriptors, paths, manifest, stats)
 
     def check_fingerprint(self, fingerprint: str, checkpoint: str | os.PathLike | None) -> None:
         """Refuse a model other than the one the maps were made with (`checkpoint`: where it was loaded from)."""
@@ -135,7 +175,7 @@ def _read_manifest(root: Path) -> dict[str, Any]:
 
 def check_index_out(out: str | os.PathLike, overwrite: bool) -> Path:
     """Refuse an --out that is a file, a non-index folder, or an index without `overwrite` (before any work)."""
-    return check_output(out, INDEX, "--out", overwrite=overwrite, own=(MANIFEST, MAPS, DESCRIPTORS, PATHS))
+    return check_output(out, INDEX, "--out", overwrite=overwrite, own=(MANIFEST, MAPS, DESCRIPTORS, PATHS, STATS))
 
 
 @contextmanager
@@ -170,14 +210,19 @@ class IndexWriter:
         self._maps = np.lib.format.open_memmap(folder / MAPS, mode="w+", dtype=np.float16, shape=shape)
         _reserve(folder / MAPS)
         self._descriptors = np.empty((capacity, self.map_shape[0]), dtype=np.float32)
+        self._stats = np.zeros((capacity, 2), dtype=np.int64)
         self.paths: list[str] = []
         self.skipped: list[str] = []
 
-    def add(self, maps: Tensor, descriptors: Tensor, paths: Sequence[str]) -> None:
-        """Append the maps (stored as float16), float32 descriptors and absolute paths of a block of images."""
+    def add(
+        self, maps: Tensor | np.ndarray, descriptors: Tensor | np.ndarray, paths: Sequence[str], stats: Any = None
+    ) -> None:
+        """Append the maps (stored as float16), float32 descriptors and absolute paths of a block of images, with
+        each file's (size, modification time) as taken before its image was read (None: stat them now)."""
         start, end = len(self.paths), len(self.paths) + len(paths)
-        self._maps[start:end] = maps.half().numpy()
-        self._descriptors[start:end] = descriptors.numpy()
+        self._maps[start:end] = maps.half().numpy() if isinstance(maps, Tensor) else maps
+        self._descriptors[start:end] = descriptors.numpy() if isinstance(descriptors, Tensor) else descriptors
+        self._stats[start:end] = [s or (-1, -1) for s in (stats or [file_stat(p) for p in paths])]
         self.paths += paths
 
     def skip(self, path: str) -> None:
@@ -193,6 +238,7 @@ class IndexWriter:
             _shrink(self.folder / MAPS, maps, count)
         del maps  # closes the memory map before the folder is moved
         np.save(self.folder / DESCRIPTORS, self._descriptors[:count])
+        np.save(self.folder / STATS, self._stats[:count])
         (self.folder / PATHS).write_text(json.dumps(self.paths, indent=0) + "\n")
         record = {
             "format": FORMAT,
@@ -205,6 +251,15 @@ class IndexWriter:
             "skipped": self.skipped,
         }
         (self.folder / MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def file_stat(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(size in bytes, modification time in ns) of a file, or None when it is gone."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns
 
 
 def _reserve(path: Path) -> None:
