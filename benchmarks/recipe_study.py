@@ -65,6 +65,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "tied margin": {"part": "tied_margin"},
     "random graph": {"part": "mix", "mix": [1.0]},
     "gs as warm start": {"part": "warm_gs"},
+    "freeze bn at switch": {"part": "freeze_bn"},
     "gs at lr/10": {"part": "decay_at_switch"},
     "gs with the pairwise loss": {"loss": "pairwise"},
     "mix half random": {"part": "mix", "mix": [0.5]},
@@ -129,7 +130,8 @@ def mixed_neighbors(neighbors_fn: Any, shares: list[float], seed: int) -> Any:
 
 class AtTheSwitch(Callback):
     """When the automatic warm-up ends: train graph sampling as a warm start (backbone at 0.1x its learning
-    rate, BN statistics frozen: the paper's recipe from a learned start), or with every learning rate / 10."""
+    rate, BN statistics frozen: the paper's recipe from a learned start), with BN statistics frozen only, or with
+    every learning rate / 10."""
 
     def __init__(self, change: str) -> None:
         self.change = change
@@ -137,11 +139,11 @@ class AtTheSwitch(Callback):
     def on_epoch_end(self, trainer: Any, stats: dict[str, Any]) -> None:
         if "warmup_ended" not in stats:
             return
-        groups = trainer.optimizer.param_groups[:1] if self.change == "warm_gs" else trainer.optimizer.param_groups
-        for group in groups:
+        groups = {"warm_gs": trainer.optimizer.param_groups[:1], "decay_at_switch": trainer.optimizer.param_groups}
+        for group in groups.get(self.change, []):
             group["lr"] *= 0.1
             group["base_lr"] *= 0.1
-        if self.change == "warm_gs":
+        if self.change in ("warm_gs", "freeze_bn"):
             trainer.freeze_bn = True
 
 
@@ -153,7 +155,7 @@ def apply_part(trainer: Trainer, variant: dict[str, Any], seed: int) -> None:
         trainer.criterion.main = loss(trainer.matcher, margin=margin)
     elif part == "mix":
         trainer.sampler.neighbors_fn = mixed_neighbors(trainer.sampler.neighbors_fn, variant["mix"], seed)
-    elif part in ("warm_gs", "decay_at_switch"):
+    elif part in ("warm_gs", "decay_at_switch", "freeze_bn"):
         trainer.callbacks.append(AtTheSwitch(part))
 
 

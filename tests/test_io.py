@@ -128,3 +128,14 @@ def test_stale_partial_folders_of_dead_processes_are_removed(tmp_path):
     with folder_swap(out) as folder:  # a build removes them first
         (folder / "manifest.json").write_text(json.dumps({}))
     assert not dead.exists() and alive.exists()
+
+
+def test_an_output_the_disk_has_no_room_for_is_refused_before_the_work(tmp_path, monkeypatch):
+    import shutil
+
+    from qaconv.io import check_free_space
+
+    check_free_space(tmp_path / "not" / "yet", 1, "--save-scores")  # the nearest existing folder is asked
+    usage = shutil.disk_usage(tmp_path)
+    with pytest.raises(QAConvError, match=r"--save-scores will need about .* MiB in .*, which has .* MiB free"):
+        check_free_space(tmp_path, usage.free + 2**30, "--save-scores")

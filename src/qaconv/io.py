@@ -190,6 +190,23 @@ def make_parent(path: str | os.PathLike, option: str) -> Path:
     return path
 
 
+def check_free_space(folder: str | os.PathLike, needed: int, what: str) -> None:
+    """Refuse, before the work that would write it, an output of `needed` bytes that the disk holding `folder`
+    (or its nearest existing parent) has no room for; `what` names the output in the message."""
+    place = Path(folder).absolute()
+    while not place.exists():
+        place = place.parent
+    try:
+        free = shutil.disk_usage(place).free
+    except OSError:
+        return
+    if needed > free:
+        raise QAConvError(
+            f"{what} will need about {needed / 2**20:,.0f} MiB in {place}, which has {free / 2**20:,.0f} MiB free; "
+            "free some space or write elsewhere"
+        )
+
+
 # ----------------------------------------------------------------------------------------- folders
 def _hidden(out: Path, kind: str, pid: int) -> Path:
     return out.with_name(f".{out.name}.{kind}-{pid}")

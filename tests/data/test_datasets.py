@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import warnings
 from pathlib import Path
@@ -350,3 +351,25 @@ def test_docs_csv_example_parses(tmp_path):
     assert [(r.pid, r.camid, r.time) for r in ds.train] == [(0, 0, 12.5), (0, 3, 40.0), (1, 1, 7.25)]
     assert ds.train[0].path == str(tmp_path / "images" / "0001" / "a.jpg")
     assert ds.train[2].path == "/elsewhere/c.jpg" and ds.has_time
+
+
+@pytest.mark.parametrize("name", ["id-1_c1_7.jpg", "IMG_0001_c1_7.jpg", "x0002_c1s1_000451_03.jpg", "0002_c1x.jpg"])
+def test_a_name_that_does_not_start_with_pid_and_camera_is_refused_not_read_as_a_junk_or_other_pid(tmp_path, name):
+    root = tmp_path / "mine"
+    touch(root, "bounding_box_train/0001_c1_1.jpg")
+    touch(root, "bounding_box_train/0002_c2_1.jpg")
+    touch(root, f"bounding_box_train/{name}")
+    with pytest.raises(QAConvError, match=rf"1 file name\(s\) do not match .*bounding_box_train/{re.escape(name)}"):
+        create_dataset("folder", root)
+    with pytest.warns(UserWarning, match=re.escape(name)):
+        ds = create_dataset("folder", root, skip_unparsable=True)
+    assert sorted(os.path.basename(r.path) for r in ds.train) == ["0001_c1_1.jpg", "0002_c2_1.jpg"]
+
+
+def test_market_junk_boxes_still_drop_and_distractors_stay(tmp_path):
+    root = tmp_path / "mine"
+    touch(root, "bounding_box_test/-1_c1s1_000001_01.jpg")
+    touch(root, "bounding_box_test/0000_c1s1_000002_01.jpg")
+    touch(root, "query/0003_c2s1_000003_01.jpg")
+    ds = create_dataset("folder", root)
+    assert [r.pid for r in ds.gallery] == [0] and [r.pid for r in ds.query] == [3]

@@ -35,6 +35,7 @@ from qaconv.engine.schedule import AdaptiveSchedule
 from qaconv.engine.train import Trainer
 from qaconv.engine.validation import Validator, hold_out_identities
 from qaconv.errors import QAConvError
+from qaconv.io import check_free_space
 from qaconv.losses import Criterion, WarmupLoss, build_loss
 from qaconv.matching import QAConv
 from qaconv.rundir import RunDir
@@ -200,6 +201,9 @@ def build_trainer(
     if callbacks is None:
         writes = ctx.is_main and run_dir is not None
         callbacks = build_callbacks(config, RunDir(run_dir), config.model.network(), quiet) if writes else []
+        if writes:  # checkpoint.pt and best.pt (weights and SGD momentum, float32), each written beside a copy
+            weights = sum(p.numel() for module in (model, matcher) for p in module.parameters())
+            check_free_space(run_dir, 3 * 2 * 4 * weights, "the run's checkpoints")
     trainer = Trainer(
         model,
         criterion,

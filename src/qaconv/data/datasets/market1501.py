@@ -26,8 +26,10 @@ from qaconv.io import list_images
 MARKET_SPLITS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 MARKET_FPS = 25.0
 
-# pid and camera, optionally followed by session and frame (Market-1501), e.g. 0002_c1s6_142336_08.jpg.
-_PID_CAM = re.compile(r"(-?\d+)_c(\d+)(?:s(\d+)_(\d+))?")
+# At the start of the name, pid and camera, optionally followed by session and frame (Market-1501), e.g.
+# 0002_c1s6_142336_08.jpg, then a separator: a name with anything before the pid (id-1_c1_7.jpg, IMG_0001_c1.jpg)
+# does not parse, rather than turning its digits into a pid (-1 would make it a junk box, dropped).
+_PID_CAM = re.compile(r"(-?\d+)_c(\d+)(?:s(\d+)_(\d+))?(?=[_.])")
 
 MARKET_LAYOUT = "bounding_box_train/, bounding_box_test/ and query/ with images named like 0002_c1s1_000451_03.jpg"
 
@@ -75,7 +77,7 @@ def load_market_style(
         prefix = folder + os.sep
         rows = []
         for fname in list_images(folder):
-            m = _PID_CAM.search(fname)
+            m = _PID_CAM.match(fname)
             if m is None or int(m.group(2)) < 1 or (time_mode == "market" and m.group(3) is None):
                 bad.append(f"{sub}/{fname}")
                 continue

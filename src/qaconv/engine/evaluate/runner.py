@@ -23,6 +23,7 @@ from qaconv.data.datasets import ReIDDataset
 from qaconv.engine.checkpoint import state_fingerprint
 from qaconv.errors import QAConvError
 from qaconv.folders import DEMO, EVALUATION, RUN, check_output, kind_of, mark
+from qaconv.io import check_free_space
 from qaconv.lock import FolderLock
 from qaconv.matching import QAConv
 
@@ -64,6 +65,10 @@ def run_evaluation(
     out_dir = check_output(out_dir, EVALUATION, "--out", accepts=[RUN, DEMO])  # results are added, not replaced
     read_results(out_dir / RESULTS_FILE)  # a broken results.json fails now, not after the first test set
     loaded = load_testsets(testsets, data_dir)
+    if options.save_scores:  # a float32 matrix per stage, in the .npz and the .mat file
+        stages = 1 + options.rerank + options.tlift
+        needed = sum(2 * 4 * stages * len(ds.query) * len(ds.gallery) for _, ds in loaded)
+        check_free_space(out_dir, needed, "--save-scores")
     if any("/" in label for label, _ in loaded):
         print(f"test sets share a folder name; labelled {', '.join(label for label, _ in loaded)}")
     cache_folder = FeatureCache.prepare(options.cache_dir) if options.cache_dir else None
