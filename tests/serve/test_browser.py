@@ -7,6 +7,7 @@ test is skipped on a developer's machine and fails in CI (CI=true), where they m
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -48,9 +49,18 @@ def hits_of(browser, name: str) -> list:
     return browser.find_elements(By.CSS_SELECTOR, ".hit")
 
 
-def same_identity(cards: list) -> list[bool]:
-    """Which hit cards are framed as the query's identity."""
-    return ["same-id" in c.get_attribute("class").split() for c in cards]
+def framed(cards: list, kind: str = "same-id") -> list[bool]:
+    """Which hit cards are framed as the query's identity from another camera ("same-id") or from the query's own
+    camera ("same-camera")."""
+    return [kind in c.get_attribute("class").split() for c in cards]
+
+
+def expected_frames(query: str, hits: list[dict]) -> tuple[list[bool], list[bool]]:
+    """(a true match: the query's identity from another camera, the query's identity from its own camera) per hit."""
+    pid, camid = identity(query)
+    same = [identity(h["path"])[0] == pid for h in hits]
+    same_camera = [s and identity(h["path"])[1] == camid for s, h in zip(same, hits, strict=True)]
+    return [s and not c for s, c in zip(same, same_camera, strict=True)], same_camera
 
 
 def expected_hits(service, path: Path) -> list[dict]:
@@ -65,15 +75,18 @@ def test_upload_search_and_match_picture(page, service, query_images):
     page.find_element(By.ID, "file").send_keys(str(query))
     cards = hits_of(page, query.name)
     expected = expected_hits(service, query)
-    titles = [c.find_element(By.TAG_NAME, "button").get_attribute("title") for c in cards]
+    titles = [c.find_element(By.TAG_NAME, "button").get_attribute("title").split("\n")[0] for c in cards]
     assert titles == [h["path"] for h in expected]
     assert [c.find_element(By.CLASS_NAME, "score").text for c in cards] == [f"{h['score']:.2f}" for h in expected]
     pid, camid = identity(expected[0]["path"])
     assert cards[0].find_element(By.CLASS_NAME, "meta").text == f"id {pid} · cam {camid}"
     pid, camid = identity(query.name)
     assert page.find_element(By.ID, "query-name").text == f"{query.name} · id {pid} · cam {camid}"
-    assert same_identity(cards) == [identity(h["path"])[0] == pid for h in expected]
+    true_match, own_camera = expected_frames(query.name, expected)
+    assert framed(cards) == true_match and framed(cards, "same-camera") == own_camera
     assert f"{TOPK} best of {len(service.index)}" in page.find_element(By.ID, "result-info").text
+    legend = page.find_element(By.ID, "legend").text
+    assert "comparable only between results of this one model" in legend and "protocol ignores" in legend
     assert page.execute_script("return document.querySelectorAll('.hit img')[0].naturalWidth") > 0
 
     cards[1].find_element(By.TAG_NAME, "button").click()
@@ -98,7 +111,9 @@ def test_pick_a_gallery_image_as_query(page, service):
     picks[2].click()
     cards = hits_of(page, chosen.name)
     expected = expected_hits(service, chosen)
-    assert same_identity(cards) == [identity(h["path"])[0] == identity(str(chosen))[0] for h in expected]
+    true_match, own_camera = expected_frames(chosen.name, expected)
+    assert framed(cards) == true_match and framed(cards, "same-camera") == own_camera
+    assert any(own_camera)  # the image itself is in the gallery: its own camera, framed apart
 
 
 def test_drop_a_file_and_see_a_refusal(page, query_images):
@@ -113,10 +128,34 @@ def test_drop_a_file_and_see_a_refusal(page, query_images):
     """
     page.execute_script(f"(async () => {{ {drop} }})()", "dropped.jpg", None)
     cards = hits_of(page, "dropped.jpg")
-    assert len(cards) == TOPK and not any(same_identity(cards))  # no identity in the name: none framed
+    assert len(cards) == TOPK and not any(framed(cards)) and not any(framed(cards, "same-camera"))  # no identity
     page.execute_script(f"(async () => {{ {drop} }})()", "notes.txt", "not a picture")
     error = wait(page, lambda b: b.find_element(By.ID, "error").is_displayed() and b.find_element(By.ID, "error"))
-    assert error.text == "not an image file (or a format Pillow cannot read): notes.txt"
+    message = "not an image file (or a format Pillow cannot read): notes.txt"
+    assert error.text == message
+    assert page.find_element(By.ID, "result-info").text == message  # where the hits were, which are gone
+    assert page.find_elements(By.CSS_SELECTOR, ".hit") == []
+
+
+def test_a_new_query_cancels_the_search_in_flight(page, service, query_images, monkeypatch):
+    """A photo chosen while the previous one is still being searched: only its hits are shown, never the first
+    photo's hits beside it (the first search is made slow, so it is surely in flight)."""
+    first, second = query_images[1], query_images[2]
+    real_search = service.search
+
+    def slow_for_the_first(data, name, *args, **kwargs):
+        if name == first.name:
+            time.sleep(1.5)
+        return real_search(data, name, *args, **kwargs)
+
+    monkeypatch.setattr(service, "search", slow_for_the_first)
+    page.find_element(By.ID, "file").send_keys(str(first))
+    wait(page, lambda b: b.find_element(By.ID, "progress").is_displayed())
+    page.find_element(By.ID, "file").send_keys(str(second))
+    cards = hits_of(page, second.name)
+    titles = [c.find_element(By.TAG_NAME, "button").get_attribute("title").split("\n")[0] for c in cards]
+    assert titles == [h["path"] for h in expected_hits(service, second)]
+    assert not page.find_element(By.ID, "error").is_displayed()
 
 
 def test_nothing_came_from_elsewhere_and_no_script_failed(page):

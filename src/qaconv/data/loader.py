@@ -70,15 +70,21 @@ class ImageDataset(Dataset):
     A key may also be `(index, seed)`: the transform then draws from a generator made from `seed`
     (an int or a sequence of ints) instead of its own stream, so the image's augmentation depends
     on that key alone (see `qaconv.data.samplers.SeededBatches`). Images are read by
-    `qaconv.image_reader.read_image` (upright, RGB), refusing more than `max_pixels`.
+    `qaconv.image_reader.read_image` (upright, RGB), refusing more than `max_pixels`; `for_size`: the longest side
+    the transform resizes them to (large JPEGs are then decoded at a reduced scale).
     """
 
     def __init__(
-        self, records: Sequence[Any], transform: Callable | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+        self,
+        records: Sequence[Any],
+        transform: Callable | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        for_size: int | None = None,
     ) -> None:
         self.records = list(records)
         self.transform = transform
         self.max_pixels = max_pixels
+        self.for_size = for_size
 
     def __len__(self) -> int:
         return len(self.records)
@@ -86,7 +92,7 @@ class ImageDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, Any]) -> tuple[Any, int, int, int]:
         index, seed = key if isinstance(key, tuple) else (key, None)
         path, pid, camid = _fields(self.records[index])
-        image = load_image(path, self.max_pixels)
+        image = read_image(path, max_pixels=self.max_pixels, for_size=self.for_size)
         if self.transform is not None:
             image = self.transform(image) if seed is None else self.transform(image, np.random.default_rng(seed))
         return image, pid, camid, index

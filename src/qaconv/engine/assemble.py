@@ -196,7 +196,11 @@ def build_trainer(
         config.model.height, config.model.width, min_size=config.data.min_size, max_size=config.data.max_size
     )
     loader = EpochLoader(
-        ImageDataset(records, transform), sampler, seed=config.run.seed, num_workers=config.run.workers, device=device
+        ImageDataset(records, transform, for_size=max(config.model.height, config.model.width)),
+        sampler,
+        seed=config.run.seed,
+        num_workers=config.run.workers,
+        device=device,
     )
     if callbacks is None:
         writes = ctx.is_main and run_dir is not None

@@ -83,7 +83,7 @@ def extract_feature_maps(
     """
     batches = feature_map_batches(
         model,
-        ImageDataset(records, build_test_transform(height, width)),
+        ImageDataset(records, build_test_transform(height, width), for_size=max(height, width)),
         batch_size=batch_size,
         num_workers=num_workers,
         device=device,

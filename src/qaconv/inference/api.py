@@ -103,6 +103,7 @@ class ReID:
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.batch_size = batch_size
         self._transform = build_test_transform(config.height, config.width)
+        self._for_size = max(config.height, config.width)  # how images are decoded for this model (image_reader)
         self._fingerprint: str | None = None
 
     @classmethod
@@ -135,7 +136,7 @@ class ReID:
 
     def resized(self, image: ImageLike) -> Image.Image:
         """The image as the model sees it: RGB, resized to the input size (bicubic)."""
-        return Resize(self.config.height, self.config.width)(load(image))
+        return Resize(self.config.height, self.config.width)(load(image, for_size=self._for_size))
 
     def _batches(
         self, inputs: ImageInputs, batch_size: int, num_workers: int = 0, progress: str | None = None
@@ -152,7 +153,8 @@ class ReID:
         items = as_list(images)
         if not items:
             raise QAConvError("no images given")
-        return torch.cat([maps for maps, _ in self._batches(ImageInputs(items, self._transform), self.batch_size)])
+        inputs = ImageInputs(items, self._transform, for_size=self._for_size)
+        return torch.cat([maps for maps, _ in self._batches(inputs, self.batch_size)])
 
     def _maps(self, images: Images, name: str) -> Tensor:
         if isinstance(images, Tensor):
@@ -167,7 +169,7 @@ class ReID:
 
     def match(self, a: ImageLike, b: ImageLike) -> Match:
         """Score one pair and explain it: per-location contributions and best matches (see Match.plot)."""
-        probe, gallery = load(a), load(b)
+        probe, gallery = load(a, for_size=self._for_size), load(b, for_size=self._for_size)
         maps = self.extract([probe, gallery])
         corr = local_correspondences(self.matcher, maps[:1], maps[1:])
         return Match(float(corr.score.item()), corr, self.resized(probe), self.resized(gallery))
@@ -287,7 +289,7 @@ class ReID:
                       skip_bad_images: bool, progress: bool) -> None:  # fmt: skip
         """Extract `paths` into `writer`, each with its file's statistics as taken before it was read."""
         stats = [file_stat(path) for path in paths]
-        inputs = ImageInputs(paths, self._transform, skip_errors=True)
+        inputs = ImageInputs(paths, self._transform, skip_errors=True, for_size=self._for_size)
         batches = self._batches(inputs, batch_size, num_workers, "index" if progress else None)
         _write_batches(writer, batches, paths, stats, skip_bad_images)
 

@@ -19,15 +19,16 @@ from torch.utils.data import Dataset
 from qaconv.errors import QAConvError
 from qaconv.image_reader import DEFAULT_MAX_PIXELS, read_image, to_rgb
 
-ImageLike = str | os.PathLike | Image.Image | np.ndarray
+ImageLike = str | os.PathLike | bytes | Image.Image | np.ndarray
 Images = ImageLike | Sequence[ImageLike] | Tensor
 
 
-def load(image: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """One image as an upright RGB PIL image (paths are read by `qaconv.image_reader.read_image`; a bad file
-    raises QAConvError naming it; a PIL image given in memory is taken as it is, converted to RGB)."""
-    if isinstance(image, (str, os.PathLike)):
-        return read_image(image, max_pixels=max_pixels)
+def load(image: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS, for_size: int | None = None) -> Image.Image:
+    """One image as an upright RGB PIL image (paths and bytes are read by `qaconv.image_reader.read_image`, for a
+    model whose longest input side is `for_size` when given; a bad file raises QAConvError naming it; a PIL image
+    given in memory is taken as it is, converted to RGB)."""
+    if isinstance(image, (str, os.PathLike, bytes)):
+        return read_image(image, max_pixels=max_pixels, for_size=for_size)
     if isinstance(image, Image.Image):
         return to_rgb(image)
     if isinstance(image, np.ndarray):
@@ -39,7 +40,9 @@ def load(image: ImageLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
 
 def as_list(images: Images) -> list[ImageLike]:
     """One image or a sequence of them as a list."""
-    if isinstance(images, (str, os.PathLike, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim < 4):
+    if isinstance(images, (str, os.PathLike, bytes, Image.Image)) or (
+        isinstance(images, np.ndarray) and images.ndim < 4
+    ):
         return [images]
     return list(images)
 
@@ -58,18 +61,20 @@ class ImageInputs(Dataset):
         *,
         skip_errors: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        for_size: int | None = None,
     ) -> None:
         self.items = list(items)
         self.transform = transform
         self.skip_errors = skip_errors
         self.max_pixels = max_pixels
+        self.for_size = for_size
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[Tensor, bool, str]:
         try:
-            image = self.transform(load(self.items[index], self.max_pixels))
+            image = self.transform(load(self.items[index], self.max_pixels, self.for_size))
         except QAConvError as exc:
             if not self.skip_errors:
                 raise

@@ -144,7 +144,8 @@ class GalleryService:
                 raise RequestError(f"shortlist ({shortlist}) must be at least topk ({topk})")
         self.check_fingerprint()
         with self._decoding:  # a few decodes at a time: each may briefly hold a large image
-            image = self.reid.resized(decode_upload(data, name, self.max_upload_bytes, self.max_pixels))
+            size = max(self.reid.config.height, self.reid.config.width)
+            image = self.reid.resized(decode_upload(data, name, self.max_upload_bytes, self.max_pixels, size))
         start = time.perf_counter()
         with self._lock:
             result = self.reid.search(image, self.index, topk=topk, shortlist=shortlist)

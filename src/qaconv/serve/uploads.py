@@ -25,15 +25,18 @@ def upload_limit_message(limit: int) -> str:
     return f"the upload is larger than the server's limit of {limit / 2**20:g} MiB (qaconv serve --max-upload-mb)"
 
 
-def decode_upload(data: bytes, name: str, limit: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """The uploaded bytes as an upright RGB image, read as every image is (`qaconv.image_reader.read_image`);
-    an empty, oversized or non-image file, or one with more than `max_pixels`, is a RequestError naming it."""
+def decode_upload(
+    data: bytes, name: str, limit: int, max_pixels: int = DEFAULT_MAX_PIXELS, for_size: int | None = None
+) -> Image.Image:
+    """The uploaded bytes as an upright RGB image, read as every image is (`qaconv.image_reader.read_image`, for
+    a model whose longest input side is `for_size`); an empty, oversized or non-image file, or one with more than
+    `max_pixels`, is a RequestError naming it."""
     if len(data) > limit:
         raise TooLarge(f"{name}: {upload_limit_message(limit)}")
     if not data:
         raise RequestError(f"{name}: the uploaded file is empty")
     try:
-        return read_image(data, max_pixels=max_pixels, name=name)
+        return read_image(data, max_pixels=max_pixels, name=name, for_size=for_size)
     except TooManyPixels as exc:
         raise TooLarge(str(exc)) from None
     except UnreadableImage as exc:

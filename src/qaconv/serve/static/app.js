@@ -4,7 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 const PICKER_PAGE = 24;
-const state = { health: null, blob: null, name: "", queryId: null, pickerOffset: 0, busy: false };
+const state = { health: null, blob: null, name: "", queryId: null, pickerOffset: 0, controller: null };
 
 function imageUrl(path) {
   return "/api/image?path=" + encodeURIComponent(path);
@@ -61,9 +61,25 @@ async function loadHealth() {
   }
 }
 
+// The hits and their note go as soon as they no longer belong to the query on show.
+function clearHits(note) {
+  state.queryId = null;
+  $("hits").replaceChildren();
+  $("result-info").textContent = note;
+  $("result-info").classList.remove("error");
+}
+
+// An error shown where the user looks: in the results, and beside the controls.
+function showSearchError(message) {
+  clearHits(message);
+  $("result-info").classList.add("error");
+  showError(message);
+}
+
 function setQuery(blob, name) {
   state.blob = blob;
   state.name = name;
+  clearHits("");
   const img = $("query-img");
   if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
   img.src = URL.createObjectURL(blob);
@@ -79,36 +95,48 @@ function progress(text) {
   $("progress-text").textContent = text || "";
 }
 
+// A new search cancels the one in flight: only the latest query's hits are ever shown.
 async function search() {
-  if (!state.blob || state.busy) return;
+  if (!state.blob) return;
+  if (state.controller) state.controller.abort();
+  const controller = new AbortController();
+  state.controller = controller;
   showError("");
+  clearHits("");
   const limit = state.health ? state.health.max_upload_bytes : Infinity;
   if (state.blob.size > limit) {
-    showError(`${state.name} is larger than the server's upload limit of ${(limit / 2 ** 20).toFixed(1)} MiB`);
+    showSearchError(`${state.name} is larger than the server's upload limit of ${(limit / 2 ** 20).toFixed(1)} MiB`);
     return;
   }
   const form = new FormData();
   form.append("image", state.blob, state.name);
   form.append("topk", $("topk").value);
   if ($("use-shortlist").checked && !$("shortlist-option").hidden) form.append("shortlist", $("shortlist").value);
-  state.busy = true;
-  $("search").disabled = true;
   const images = state.health ? state.health.index.images.toLocaleString() + " " : "";
   const start = performance.now();
   const tick = () => progress(`searching ${images}gallery images… ${((performance.now() - start) / 1000).toFixed(1)} s`);
   tick();
   const timer = setInterval(tick, 100);
   try {
-    const result = await readJson(await fetch("/api/search", { method: "POST", body: form }));
-    showHits(result, (performance.now() - start) / 1000);
+    const response = await fetch("/api/search", { method: "POST", body: form, signal: controller.signal });
+    const result = await readJson(response);
+    if (state.controller === controller) showHits(result, (performance.now() - start) / 1000);
   } catch (err) {
-    showError(err.message);
+    if (err.name !== "AbortError" && state.controller === controller) showSearchError(err.message);
   } finally {
     clearInterval(timer);
-    progress("");
-    state.busy = false;
-    $("search").disabled = false;
+    if (state.controller === controller) {
+      progress("");
+      state.controller = null;
+    }
   }
+}
+
+// A hit of the query's identity: "same-id" from another camera (a true match under the evaluation protocol),
+// "same-camera" from the query's own camera (which the protocol ignores: the same person in the same shot).
+function matchKind(result, hit) {
+  if (result.pid === null || result.pid === undefined || hit.pid !== result.pid) return "";
+  return hit.camid !== null && hit.camid === result.camid ? "same-camera" : "same-id";
 }
 
 function showHits(result, seconds) {
@@ -120,10 +148,11 @@ function showHits(result, seconds) {
   result.hits.forEach((hit, i) => {
     const item = document.createElement("li");
     item.className = "hit";
-    if (result.pid !== null && hit.pid === result.pid) item.classList.add("same-id");
+    const kind = matchKind(result, hit);
+    if (kind) item.classList.add(kind);
     const button = document.createElement("button");
     button.type = "button";
-    button.title = hit.path;
+    button.title = hit.path + (kind === "same-camera" ? "\nthe query's identity from the query's own camera" : "");
     const img = document.createElement("img");
     img.src = imageUrl(hit.path);
     img.alt = baseName(hit.path);
@@ -142,10 +171,11 @@ function showHits(result, seconds) {
     item.append(button);
     list.append(item);
   });
-  const same = result.pid !== null ? " · green: the query's identity (by file name)" : "";
   $("result-info").textContent =
     `${result.hits.length} best of ${state.health ? state.health.index.images.toLocaleString() : "?"} · ` +
-    `${result.search} · ${seconds.toFixed(2)} s${same} · click a hit to see why it matches`;
+    `${result.search} · ${seconds.toFixed(2)} s · click a hit to see why it matches`;
+  $("legend").hidden = false;
+  $("legend-identity").hidden = result.pid === null || result.pid === undefined;
 }
 
 async function openMatch(hit, rank) {
@@ -209,7 +239,7 @@ async function pickGallery(item) {
     if (!response.ok) await readJson(response);
     setQuery(await response.blob(), baseName(item.path));
   } catch (err) {
-    showError(err.message);
+    showSearchError(err.message);
   }
 }
 
