@@ -193,3 +193,110 @@ def test_the_recipe_line_names_the_values_used_and_advises_a_warmup_when_graph_s
     assert describe_recipe(recipe_config({})) == "recipe: paper (QAConv 2.1)"
     warm = describe_recipe(recipe_config({"init_from": "runs/a"}))
     assert warm == "recipe: warm (a warm start; docs/training.md): logit_scale_floor 1.0"
+
+
+# ------------------------------------------------------------------------- audit cases E1-E16 (docs/reliability.md)
+
+
+def folder_of_kind(tmp_path, kind):
+    from qaconv.folders import mark
+
+    folder = tmp_path / kind.name.replace(" ", "-")
+    folder.mkdir()
+    mark(folder, kind)
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["RUN", "INDEX"])
+def test_e1_e2_a_qaconv_folder_of_another_kind_given_as_the_data_set_is_named(synth, tmp_path, capsys, kind):
+    from qaconv import folders
+
+    folder = folder_of_kind(tmp_path, getattr(folders, kind))
+    args = train_args(synth, tmp_path / "run")
+    args[args.index("--dataset") + 1] = str(folder)
+    one_line_error(capsys, main(args), f"{folder} is a qaconv {getattr(folders, kind).name} folder, not a data set")
+
+
+def test_e3_a_data_set_folder_given_to_init_from_is_named(synth, tmp_path, capsys):
+    one_line_error(capsys, main(train_args(synth, tmp_path / "run", "--init-from", str(synth / "A"))),
+                   f"checkpoint {synth / 'A'} is a qaconv data set folder, not a run folder")  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["DATASET", "INDEX", "EXPORT"])
+def test_e4_e5_a_run_is_not_written_into_a_folder_of_another_kind_even_with_overwrite(synth, tmp_path, capsys, kind):
+    from qaconv import folders
+
+    folder = folder_of_kind(tmp_path, getattr(folders, kind))
+    one_line_error(capsys, main(train_args(synth, folder, "--overwrite")),
+                   f"--out {folder} is a qaconv {getattr(folders, kind).name} folder, not a run")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--gs-warmup", "fast"], "--gs-warmup must be auto or a number of 0 or more, got 'fast'"),
+        (["--gs-warmup", "-1"], "--gs-warmup must be auto or a number of 0 or more, got '-1'"),
+        (["--gs-warmup", "2.5"], "--gs-warmup must be auto or a number of 0 or more, got '2.5'"),
+        (["--gs-warmup-accuracy", "0"], "--gs-warmup-accuracy must be greater than 0, got 0"),
+        (["--gs-warmup-accuracy", "1.5"], "--gs-warmup-accuracy must be at most 1, got 1.5"),
+        (["--gs-warmup-share", "0"], "--gs-warmup-share must be greater than 0, got 0"),
+        (["--val-share", "0.6"], "--val-share must be at most 0.5, got 0.6"),
+        (["--val-every", "0"], "--val-every must be at least 1, got 0"),
+        (["--val-sets", "nosuchset"], "--testset nosuchset"),
+    ],
+)
+def test_e6_to_e10_bad_warm_up_and_validation_options_are_refused_before_training(synth, tmp_path, capsys, flags,
+                                                                                  message):  # fmt: skip
+    one_line_error(capsys, main(train_args(synth, tmp_path / "run", *flags)), message)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_e12_the_former_flag_gs_warmup_epochs_still_sets_the_warm_up(synth, tmp_path):
+    import yaml
+
+    assert main(train_args(synth, tmp_path / "run", "--testsets", "", "--gs-warmup-epochs", "1")) == 0
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["sampler"]["gs_warmup"] == "1"
+
+
+def test_e13_a_decompression_bomb_among_the_training_images_stops_the_run_before_it_starts(synth, tmp_path, capsys):
+    import shutil
+
+    from tests.commands.images import png_bomb
+
+    data = shutil.copytree(synth / "A", tmp_path / "A")
+    bomb = png_bomb(data / "bounding_box_train" / "0001_c1s1_000001_00.png", 20_000)
+    args = train_args(synth, tmp_path / "run", "--testsets", "")
+    args[args.index("--dataset") + 1] = str(data)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{bomb} (20000 x 20000 pixels" in err and "--skip-bad-images" in err
+    with pytest.warns(UserWarning, match="training without them"):
+        assert main([*args, "--skip-bad-images"]) == 0
+
+
+def test_e14_a_training_image_with_an_exif_orientation_is_read_upright(synth, tmp_path):
+    from PIL import Image
+
+    from qaconv.data.loader import ImageDataset
+    from tests.commands.images import sideways_with_exif
+
+    source = sorted((synth / "A" / "bounding_box_train").glob("*.jpg"))[0]
+    phone = sideways_with_exif(source, tmp_path / "phone.png")
+    image, *_ = ImageDataset([(str(phone), 0, 0)])[0]
+    assert image.size == Image.open(source).size
+
+
+def test_e15_the_warm_start_recipe_says_what_it_uses(synth, tmp_path, capsys):
+    first = tmp_path / "first"
+    assert main(train_args(synth, first, "--testsets", "", "--max-epochs", "1")) == 0
+    capsys.readouterr()
+    assert main(train_args(synth, tmp_path / "warm", "--testsets", "", "--init-from", str(first),
+                           "--max-epochs", "1")) == 0  # fmt: skip
+    assert "recipe: warm (a warm start; docs/training.md): logit_scale_floor 1.0" in capsys.readouterr().out
+
+
+def test_e16_resume_of_a_folder_that_is_a_data_set_is_refused(synth, tmp_path, capsys):
+    from qaconv.folders import DATASET
+
+    folder = folder_of_kind(tmp_path, DATASET)
+    one_line_error(capsys, main(["train", "--resume", str(folder)]), f"--resume {folder} is a qaconv data set folder")

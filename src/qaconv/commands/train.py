@@ -106,9 +106,12 @@ def check_initial_weights(config: TrainConfig) -> None:
 
     m = config.model
     if m.init_from:
-        path = Path(m.init_from).expanduser()
-        if not (path / "checkpoint.pt" if path.is_dir() else path).is_file():
-            raise QAConvError(f"--init-from {path}: checkpoint not found")
+        from qaconv.engine.checkpoint import resolve_checkpoint
+
+        try:
+            resolve_checkpoint(m.init_from)
+        except QAConvError as exc:
+            raise QAConvError(f"--init-from: {exc}") from None
     elif m.pretrained and m.pretrained.strip().lower() == "imagenet":
         find_imagenet_checkpoint(model_name(m.arch, m.ibn))
     elif m.pretrained and not Path(m.pretrained).expanduser().is_file():
@@ -127,7 +130,7 @@ def check_before_work(config: TrainConfig, device: Any, resume: bool = False) ->
         check_initial_weights(config)
     if config.evaluation.dtype == "float16" and device.type != "cuda":
         raise QAConvError(f"--eval-dtype float16 needs a CUDA device (this is {device.type}); use float32 or bfloat16")
-    for name in config.evaluation.testsets:
+    for name in [*config.evaluation.testsets, *config.validation.sets]:
         load_testset(name, config.data.data_dir)
     return open_training_set(config)
 
