@@ -300,3 +300,15 @@ def test_e16_resume_of_a_folder_that_is_a_data_set_is_refused(synth, tmp_path, c
 
     folder = folder_of_kind(tmp_path, DATASET)
     one_line_error(capsys, main(["train", "--resume", str(folder)]), f"--resume {folder} is a qaconv data set folder")
+
+
+def test_e17_a_run_whose_checkpoints_would_not_fit_is_refused_before_the_first_epoch(synth, tmp_path, capsys,
+                                                                                      monkeypatch):  # fmt: skip
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    one_line_error(capsys, main(train_args(synth, tmp_path / "run", "--testsets", "")),
+                   "the run's checkpoints will need about")  # fmt: skip
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
