@@ -1,4 +1,4 @@
-"""Data loading: images/s of the training pipeline (SPEC 1.7 augmentation at 384 x 128) from JPEGs.
+"""Data loading: images/s of the training pipeline (the paper's augmentation at 384 x 128) from JPEGs.
 
 The images are a synthetic set (qaconv.data.synthetic, style A, 128 x 64 JPEGs at quality 90)
 written to a temporary folder first. Cases, all in one run on the same files:

@@ -25,6 +25,7 @@ from benchmarks.common import parse_args, results_name, save
 from qaconv.config import recipe_config
 from qaconv.config.presets import DEMO
 from qaconv.data.synthetic import generate
+from qaconv.engine import build_trainer
 from qaconv.engine.train import Trainer
 
 PAPER_MODEL = {"model.arch": "resnet50", "model.ibn": "b", "model.final_layer": "layer3", "model.neck": 128,
@@ -43,7 +44,7 @@ def sampler_rows(options: dict) -> list[dict]:
     scratch from random weights, on which the paper's recipe would collapse and be stopped by the guard)."""
     rows = []
     for sampler in ("gs", "pk"):
-        trainer = Trainer.from_config(recipe_config({**options, "sampler.name": sampler}), None)
+        trainer = build_trainer(recipe_config({**options, "sampler.name": sampler}), None)
         trainer.train_epoch(1)  # warm-up: worker start, allocator, cuDNN autotuning, first graph
         stats = trainer.train_epoch(2)
         rows.append(
@@ -81,12 +82,12 @@ def comparison_rows(options: dict, rounds: int, iterations: int) -> list[dict]:
     scratch = recipe_config({**unchecked, "recipe": "scratch"})
     guarded = recipe_config({**options, "recipe": "scratch", "sampler.name": "pk"})
     guard = alternating(
-        {"guard": Trainer.from_config(guarded, None), "no guard": Trainer.from_config(guarded, None, guard=None)},
+        {"guard": build_trainer(guarded, None), "no guard": build_trainer(guarded, None, guard=None)},
         rounds,
         iterations,
     )
     recipes = alternating(
-        {"paper recipe": Trainer.from_config(paper, None), "scratch recipe": Trainer.from_config(scratch, None)},
+        {"paper recipe": build_trainer(paper, None), "scratch recipe": build_trainer(scratch, None)},
         rounds,
         iterations,
     )

@@ -53,6 +53,7 @@ from benchmarks.common import machine, save
 from qaconv.config import recipe_config
 from qaconv.config.presets import DEMO
 from qaconv.data import open_dataset
+from qaconv.engine import build_trainer
 from qaconv.engine.checkpoint import state_fingerprint
 from qaconv.engine.demo import ensure_synthetic_set
 from qaconv.engine.evaluate import EvalOptions, evaluate_dataset
@@ -158,7 +159,7 @@ def random_neighbors_fn(seed: int) -> Callable[[torch.Tensor, int], torch.Tensor
 def make_trainer(setting: Setting, scenario: str, sampler: str, seed: int) -> Trainer:
     config = run_config(setting, scenario, sampler, seed)
     neighbors = random_neighbors_fn(seed) if sampler == "gs-random" else None
-    return Trainer.from_config(config, None, quiet=True, neighbors_fn=neighbors)
+    return build_trainer(config, None, quiet=True, neighbors_fn=neighbors)
 
 
 def train_with_budget(
@@ -216,7 +217,7 @@ def train_warm_start(setting: Setting, iterations: int, num_classes: int) -> Non
     if setting.warm_start.is_file() and metrics.is_file() and len(metrics.read_text().splitlines()) == epochs:
         print(f"reusing the warm start in {setting.warm_start.parent}")
         return
-    Trainer.from_config(config, setting.warm_start.parent, quiet=True).fit()
+    build_trainer(config, setting.warm_start.parent, quiet=True).fit()
 
 
 def calibrate(setting: Setting, repeats: int = 3, iterations: int = 3) -> tuple[float, float]:

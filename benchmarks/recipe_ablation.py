@@ -31,6 +31,7 @@ from benchmarks.common import save
 from qaconv.config import recipe_config
 from qaconv.config.presets import DEMO
 from qaconv.data import open_dataset
+from qaconv.engine import build_trainer
 from qaconv.engine.demo import TRAIN_STYLE, UNSEEN_STYLE, ensure_demo_data
 from qaconv.engine.evaluate import EvalOptions, evaluate_dataset
 from qaconv.engine.features import extract_feature_maps
@@ -65,7 +66,7 @@ def run_variant(data: Path, options: dict[str, Any], seed: int, iterations: int,
     """Train `iterations` iterations of one variant (collapse guard off, to see where it ends) and test it."""
     values = {**DEMO, "data.dataset": str(data / f"synth-{TRAIN_STYLE}"), "evaluation.testsets": [], "run.seed": seed,
               "run.workers": workers, "run.device": "cpu", "optimization.collapse_patience": 0, **options}  # fmt: skip
-    trainer = Trainer.from_config(recipe_config(values), None, quiet=True)
+    trainer = build_trainer(recipe_config(values), None, quiet=True)
     epoch = done = 0
     history = []
     while done < iterations:

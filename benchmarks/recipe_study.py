@@ -1,7 +1,7 @@
 """Recipes from random weights, measured where it counts: held-out Rank-1 / mAP after every epoch, two data sets.
 
 Each variant is a set of `qaconv train` options (or an experimental part, below) on top of a data set's
-setting; every run goes through the code path of `qaconv train` (`Trainer.from_config`) and validates on the
+setting; every run goes through the code path of `qaconv train` (`build_trainer`) and validates on the
 held-out test set after every epoch (`--val-sets`), so the curves show what each phase of a run earns.
 
 Data sets (`--data`):
@@ -43,6 +43,7 @@ from benchmarks.common import machine
 from benchmarks.glyphs.build import read_floor
 from qaconv.config import recipe_config
 from qaconv.config.presets import DEMO
+from qaconv.engine import build_trainer
 from qaconv.engine.callbacks import Callback
 from qaconv.engine.demo import SIZES, TRAIN_STYLE, UNSEEN_STYLE, ensure_demo_data
 from qaconv.engine.train import Trainer
@@ -217,7 +218,7 @@ def run(data: str, name: str, seed: int, args: argparse.Namespace) -> dict[str, 
     if "decay_at" in variant:  # a fixed schedule: lr / 10 from this share of the epochs on
         values["step_factor"] = max(1, round(variant["decay_at"] * values["max_epochs"]))
     start = time.perf_counter()
-    trainer = Trainer.from_config(recipe_config(values), None, quiet=True)
+    trainer = build_trainer(recipe_config(values), None, quiet=True)
     apply_part(trainer, variant, seed)
     history = trainer.fit()
     final = history[-1]["val"]

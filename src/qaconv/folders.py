@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qaconv.errors import QAConvError
+from qaconv.rundir import BEST, CHECKPOINT, METRICS, RESULTS
 
 MARKER = ".qaconv-folder"
 
@@ -36,10 +37,10 @@ class FolderKind:
 
 
 DATASET = FolderKind("data set", ("meta.json", "bounding_box_train", "list_train.txt", "train.csv"))
-RUN = FolderKind("run", ("checkpoint.pt", "metrics.jsonl", "best.pt"))
+RUN = FolderKind("run", (CHECKPOINT, METRICS, BEST))
 INDEX = FolderKind("index", ("manifest.json",))
 EXPORT = FolderKind("export", ("export.json",))
-EVALUATION = FolderKind("evaluation", ("results.json",))
+EVALUATION = FolderKind("evaluation", (RESULTS,))
 DEMO = FolderKind("demo", ("full", "quick", "run", "run-quick"))
 KINDS = (DATASET, RUN, INDEX, EXPORT, DEMO, EVALUATION)  # unmarked folders: the first kind whose files it holds
 _BY_NAME = {kind.name: kind for kind in KINDS}

@@ -7,6 +7,10 @@ from pathlib import Path
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
+CONFIG = "config.yaml"
+METRICS = "metrics.jsonl"
+RESULTS = "results.json"
+CURVES = "training_curves.png"
 
 
 class RunDir:
@@ -25,26 +29,26 @@ class RunDir:
 
     @property
     def best(self) -> Path:
-        """The epoch with the lowest mean training loss."""
+        """The best epoch: the highest validation mAP when the run validates, else the lowest training loss."""
         return self.path / BEST
 
     @property
     def config(self) -> Path:
-        return self.path / "config.yaml"
+        return self.path / CONFIG
 
     @property
     def metrics(self) -> Path:
         """One JSON line per finished epoch."""
-        return self.path / "metrics.jsonl"
+        return self.path / METRICS
 
     @property
     def results(self) -> Path:
         """Evaluation results, one entry per test set."""
-        return self.path / "results.json"
+        return self.path / RESULTS
 
     @property
     def curves(self) -> Path:
-        return self.path / "training_curves.png"
+        return self.path / CURVES
 
     @property
     def tensorboard(self) -> Path:
@@ -61,6 +65,3 @@ class RunDir:
     def run_files(self) -> list[Path]:
         """The files a training run writes (what --overwrite removes)."""
         return [self.checkpoint, self.best, self.config, self.metrics, self.results, self.curves]
-
-    def existing(self) -> list[str]:
-        return [p.name for p in self.run_files() if p.exists()]

@@ -3,21 +3,26 @@
 import pytest
 import yaml
 
-from qaconv.config import TrainConfig, config_from_dict, load_config, save_config
+from qaconv.config import TrainConfig, config_from_dict, read_yaml, save_config
 from qaconv.errors import QAConvError
+
+
+def load(path):
+    """A config file read as qaconv train reads one (nested or flat), validated."""
+    return config_from_dict(TrainConfig, read_yaml(path), str(path))
 
 
 def test_nested_round_trip(tmp_path):
     config = config_from_dict(TrainConfig, {"optimization": {"lr": 0.1}, "model": {"ibn": None}})
     save_config(config, tmp_path / "c.yaml")
     assert yaml.safe_load((tmp_path / "c.yaml").read_text())["optimization"]["lr"] == 0.1
-    assert load_config(TrainConfig, tmp_path / "c.yaml") == config
+    assert load(tmp_path / "c.yaml") == config
 
 
 def test_a_flat_file_of_an_older_run_still_loads(tmp_path):
     """Runs made before the config tree wrote one key per `qaconv train` flag."""
     (tmp_path / "old.yaml").write_text("dataset: data/sa\nlr: 0.01\neval_batch: 16\nsampler: pk\nfreeze_bn: false\n")
-    config = load_config(TrainConfig, tmp_path / "old.yaml")
+    config = load(tmp_path / "old.yaml")
     assert (config.data.dataset, config.optimization.lr, config.evaluation.batch_size) == ("data/sa", 0.01, 16)
     assert (config.sampler.name, config.optimization.freeze_bn) == ("pk", False)
 
@@ -37,21 +42,21 @@ def test_a_flat_file_of_an_older_run_still_loads(tmp_path):
 def test_bad_files_are_refused_naming_the_file_and_key(tmp_path, text, message):
     (tmp_path / "c.yaml").write_text(text)
     with pytest.raises(QAConvError, match=message):
-        load_config(TrainConfig, tmp_path / "c.yaml")
+        load(tmp_path / "c.yaml")
 
 
 def test_missing_file_or_folder(tmp_path):
     with pytest.raises(QAConvError, match="config file not found: .*nope.yaml"):
-        load_config(TrainConfig, tmp_path / "nope.yaml")
+        load(tmp_path / "nope.yaml")
     with pytest.raises(QAConvError, match=r"config file not found: .* \(it is a folder\)"):
-        load_config(TrainConfig, tmp_path)
+        load(tmp_path)
 
 
 def test_a_former_key_of_an_option_still_loads_flat_and_nested(tmp_path):
     (tmp_path / "flat.yaml").write_text("gs_warmup_epochs: 3\n")
     (tmp_path / "nested.yaml").write_text("sampler: {gs_warmup_epochs: 2}\n")
-    assert load_config(TrainConfig, tmp_path / "flat.yaml").sampler.gs_warmup == "3"
-    assert load_config(TrainConfig, tmp_path / "nested.yaml").sampler.warmup_epochs == 2
+    assert load(tmp_path / "flat.yaml").sampler.gs_warmup == "3"
+    assert load(tmp_path / "nested.yaml").sampler.warmup_epochs == 2
 
 
 @pytest.mark.parametrize(("value", "expected"), [("auto", "auto"), (4, "4"), ("0", "0")])

@@ -1,4 +1,4 @@
-"""Transforms of SPEC 1.7: shapes, ranges, the white occlusion square, seeded determinism, any PIL mode."""
+"""The paper's training transforms: shapes, ranges, the white occlusion square, seeded determinism, any PIL mode."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""Trainer.from_config's assembly: the optimizer's groups, the training set's checks, the callbacks and
+"""build_trainer's assembly: the optimizer's groups, the training set's checks, the callbacks and
 the parts handed to the Trainer (no training here: nothing is iterated)."""
 
 import pytest
 import torch
 from PIL import Image
 
-from qaconv.config import TrainConfig, config_from_dict, load_config
+from qaconv.config import TrainConfig, config_from_dict, read_yaml
 from qaconv.data.samplers import GraphSampler, PKSampler
 from qaconv.engine.assemble import build_callbacks, build_optimizer, build_trainer, open_training_set
 from qaconv.engine.callbacks import Checkpointer, ConsoleLog, CurvePlot, MetricsLog, Progress, TensorBoardLog
@@ -71,7 +71,7 @@ def test_callbacks_save_before_they_report_and_report_only_when_not_quiet(tmp_pa
     assert [type(cb) for cb in quiet] == [Checkpointer, MetricsLog, TensorBoardLog, CurvePlot]
     assert quiet[3].margin == 16.0  # the triplet margin is drawn on the curves
     quiet[0].save_config(run.config)
-    assert load_config(TrainConfig, run.config) == c
+    assert config_from_dict(TrainConfig, read_yaml(run.config)) == c
     pairwise = config(loss="pairwise")
     assert build_callbacks(pairwise, run, pairwise.model.network(), quiet=True)[3].margin is None
 

@@ -15,17 +15,16 @@ from PIL import Image
 
 import qaconv.viz.curves
 from qaconv.config import ModelConfig
-from qaconv.engine import callbacks
+from qaconv.engine import build_trainer, callbacks
 from qaconv.engine.callbacks import Checkpointer, ConsoleLog, CurvePlot, MetricsLog, Progress, TensorBoardLog
 from qaconv.engine.checkpoint import load_model
-from qaconv.engine.train import Trainer
 from qaconv.rundir import RunDir
 from tests.engine.conftest import tiny_config
 
 
 def test_run_folder_records(synth, tmp_path):
     run_dir = tmp_path / "run"
-    trainer = Trainer.from_config(tiny_config(synth, max_epochs=2, step_factor=1), run_dir, quiet=True)
+    trainer = build_trainer(tiny_config(synth, max_epochs=2, step_factor=1), run_dir, quiet=True)
     history = trainer.fit()
     assert [h["epoch"] for h in history] == [1, 2]
     assert history[0]["decayed"] and not history[1]["decayed"]
@@ -43,7 +42,7 @@ def test_tensorboard_scalars_are_written_when_tensorboard_is_installed(synth, tm
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run_dir = tmp_path / "run"
-    Trainer.from_config(tiny_config(synth, max_epochs=2, max_iters_per_epoch=1), run_dir, quiet=True).fit()
+    build_trainer(tiny_config(synth, max_epochs=2, max_iters_per_epoch=1), run_dir, quiet=True).fit()
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
     assert {"train/loss", "train/acc", "train/lr", "train/images_per_s"} <= set(events.Tags()["scalars"])

@@ -8,8 +8,8 @@ import torch
 
 from qaconv.config import recipe_config
 from qaconv.data.synthetic import generate
+from qaconv.engine import build_trainer
 from qaconv.engine.checkpoint import read_checkpoint
-from qaconv.engine.train import Trainer
 
 TINY = dict(arch="resnet18", final_layer="layer2", neck=8, height=32, width=16, pretrained=None, batch_size=8)
 TINY.update(step_factor=1, workers=0, device="cpu", eval_batch=16, testsets=[], gs_warmup=0)  # graph batches at once
@@ -68,7 +68,7 @@ def test_two_processes_equal_one_process_accumulating_two_batches(tmp_path, devi
     torchrun("--out", str(tmp_path / "ddp"), *flags(config))
 
     torch.set_num_threads(1)  # the same kernels as the single-threaded ranks
-    single = Trainer.from_config(recipe_config({**config, "accumulate": 2}), tmp_path / "single", quiet=True)
+    single = build_trainer(recipe_config({**config, "accumulate": 2}), tmp_path / "single", quiet=True)
     single.fit()
 
     ddp_history = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]

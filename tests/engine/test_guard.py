@@ -7,7 +7,7 @@ import torch
 
 from qaconv.config import recipe_config
 from qaconv.data.synthetic import generate
-from qaconv.engine.train import Trainer
+from qaconv.engine import build_trainer
 from qaconv.errors import QAConvError
 
 
@@ -30,7 +30,7 @@ def config(data, **options):
 
 def test_the_paper_recipe_from_random_weights_collapses_and_is_stopped(many_classes):
     """From random weights the batch-hard loss drives the logit scale to 0: the guard stops the run and says why."""
-    trainer = Trainer.from_config(config(many_classes, recipe="paper"), None, quiet=True)
+    trainer = build_trainer(config(many_classes, recipe="paper"), None, quiet=True)
     with pytest.raises(QAConvError, match=r"training collapsed \(epoch 1, iteration \d+\).*--recipe scratch") as err:
         trainer.train_epoch(1)
     assert "\n" not in str(err.value)
@@ -38,7 +38,7 @@ def test_the_paper_recipe_from_random_weights_collapses_and_is_stopped(many_clas
 
 
 def test_the_scratch_recipe_keeps_learning_on_the_same_run(many_classes):
-    trainer = Trainer.from_config(config(many_classes), None, quiet=True)
+    trainer = build_trainer(config(many_classes), None, quiet=True)
     assert trainer.logit_scale_floor == 1.0
     stats = trainer.train_epoch(1)
     assert stats["batches"] == 60
@@ -46,7 +46,7 @@ def test_the_scratch_recipe_keeps_learning_on_the_same_run(many_classes):
 
 
 def test_non_finite_weights_stop_the_run_before_any_checkpoint(many_classes, tmp_path, monkeypatch):
-    trainer = Trainer.from_config(config(many_classes, max_epochs=2, max_iters_per_epoch=12), tmp_path, quiet=True)
+    trainer = build_trainer(config(many_classes, max_epochs=2, max_iters_per_epoch=12), tmp_path, quiet=True)
     real_step = trainer.optimizer.step
 
     def poisoned_step(*args, **kwargs):
@@ -84,14 +84,14 @@ def learned_start(many_classes, tmp_path_factory):
     """A qaconv run folder trained a little with the scratch recipe on P x K batches: a warm start that is not
     an ImageNet backbone, as users without ImageNet weights make one."""
     run = tmp_path_factory.mktemp("start")
-    Trainer.from_config(config(many_classes, sampler="pk", max_iters_per_epoch=40), run, quiet=True).fit()
+    build_trainer(config(many_classes, sampler="pk", max_iters_per_epoch=40), run, quiet=True).fit()
     return run
 
 
 def test_a_warm_start_from_a_qaconv_run_trains_with_graph_sampling_without_collapsing(many_classes, learned_start):
     warm = config(many_classes, init_from=str(learned_start), pretrained=None, recipe="auto", lr=0.005)
     assert (warm.recipe, warm.optimization.logit_scale_floor, warm.sampler.warmup_epochs) == ("warm", 1.0, 0)
-    trainer = Trainer.from_config(warm, None, quiet=True)
+    trainer = build_trainer(warm, None, quiet=True)
     stats = trainer.train_epoch(1)  # 60 graph-sampled batches, past the guard's 20-iteration patience
     assert stats["sampling"] == "graph" and stats["batches"] == 60
     assert float(trainer.matcher.logit_bn.weight.detach()) >= 1.0
@@ -99,6 +99,6 @@ def test_a_warm_start_from_a_qaconv_run_trains_with_graph_sampling_without_colla
 
 def test_the_paper_recipe_from_the_same_warm_start_collapses_with_graph_sampling(many_classes, learned_start):
     paper = config(many_classes, init_from=str(learned_start), pretrained=None, recipe="paper", lr=0.005)
-    trainer = Trainer.from_config(paper, None, quiet=True)
+    trainer = build_trainer(paper, None, quiet=True)
     with pytest.raises(QAConvError, match=r"training collapsed \(epoch 1"):
         trainer.train_epoch(1)

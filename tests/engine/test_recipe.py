@@ -12,7 +12,7 @@ import pytest
 
 from qaconv.config import recipe_config
 from qaconv.data.synthetic import generate
-from qaconv.engine.train import Trainer
+from qaconv.engine import build_trainer
 
 MARGIN = 16.0
 EARLIER_DEMO = {"recipe": "paper", "lr": 0.02, "backbone_lr_mult": 1.0, "matcher_lr_mult": 0.01, "freeze_bn": False}
@@ -31,7 +31,7 @@ def last_losses(data, options, iterations=150, last=20):
         "final_layer": "layer2", "neck": 16, "height": 64, "width": 32, "pretrained": None, "sampler": "pk",
         "batch_size": 16, "num_instances": 2, "lr": 0.02, "device": "cpu", "collapse_patience": 0, "seed": 0,
     }  # fmt: skip
-    trainer = Trainer.from_config(recipe_config({**values, **options}), None, quiet=True)
+    trainer = build_trainer(recipe_config({**values, **options}), None, quiet=True)
     assert len(trainer.sampler) == 1
     losses = [trainer.train_epoch(epoch)["loss"] for epoch in range(1, iterations + 1)]
     return np.array(losses[-last:])

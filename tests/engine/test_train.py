@@ -6,11 +6,17 @@ import yaml
 
 from qaconv.cli import main
 from qaconv.commands.train import prepare_run_dir
-from qaconv.config import TrainConfig, config_from_dict, load_config, save_config
+from qaconv.config import TrainConfig, config_from_dict, read_yaml, save_config
+from qaconv.engine import build_trainer
 from qaconv.engine.checkpoint import read_checkpoint
 from qaconv.engine.train import Trainer
 from qaconv.errors import QAConvError
 from tests.engine.conftest import learning_config, tiny_config
+
+
+def load(path):
+    """A config file read as qaconv train reads one (nested or flat), validated."""
+    return config_from_dict(TrainConfig, read_yaml(path), str(path))
 
 
 def first_batch(trainer):
@@ -22,7 +28,7 @@ def first_batch(trainer):
 
 
 def test_steps_on_one_batch_reduce_the_loss(synth, tmp_path):
-    trainer = Trainer.from_config(tiny_config(synth, freeze_bn=False), tmp_path / "run", quiet=True)
+    trainer = build_trainer(tiny_config(synth, freeze_bn=False), tmp_path / "run", quiet=True)
     images, labels = first_batch(trainer)
     losses = [trainer._step(images, labels)[0] for _ in range(8)]
     assert losses[-1] < losses[0]
@@ -36,7 +42,7 @@ AUTO_AT_ONE = {"gs_warmup": "auto", "gs_warmup_accuracy": 0.99, "gs_warmup_share
     [({}, 0), ({"gs_warmup_epochs": 2, "warmup_loss": "pairwise"}, 2), (AUTO_AT_ONE, 1)],
 )
 def test_resume_after_interruption_equals_a_straight_run(synth, tmp_path, monkeypatch, options, warmup_epochs):
-    straight = Trainer.from_config(tiny_config(synth, **options), tmp_path / "straight", quiet=True)
+    straight = build_trainer(tiny_config(synth, **options), tmp_path / "straight", quiet=True)
     straight.fit()
 
     original = Trainer.train_epoch
@@ -48,10 +54,10 @@ def test_resume_after_interruption_equals_a_straight_run(synth, tmp_path, monkey
 
     monkeypatch.setattr(Trainer, "train_epoch", interrupt_at_third)
     with pytest.raises(KeyboardInterrupt):
-        Trainer.from_config(tiny_config(synth, **options), tmp_path / "resumed", quiet=True).fit()
+        build_trainer(tiny_config(synth, **options), tmp_path / "resumed", quiet=True).fit()
     assert read_checkpoint(tmp_path / "resumed")["epoch"] == 2  # the last finished epoch survived
     monkeypatch.setattr(Trainer, "train_epoch", original)
-    resumed = Trainer.from_config(tiny_config(synth, **options), tmp_path / "resumed", resume=True, quiet=True)
+    resumed = build_trainer(tiny_config(synth, **options), tmp_path / "resumed", resume=True, quiet=True)
     resumed.fit()
 
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
@@ -70,7 +76,7 @@ def test_an_automatic_warmup_switches_to_graph_sampling_when_the_accuracy_passes
     easy_set, tmp_path, capsys
 ):
     config = learning_config(easy_set, gs_warmup="auto", gs_warmup_accuracy=0.5, max_epochs=16, step_factor=16)
-    trainer = Trainer.from_config(config, tmp_path / "run")
+    trainer = build_trainer(config, tmp_path / "run")
     history = trainer.fit()
     switched = [h for h in history if "warmup_ended" in h]
     assert len(switched) == 1
@@ -93,13 +99,13 @@ def test_an_automatic_warmup_switches_to_graph_sampling_when_the_accuracy_passes
 def test_an_automatic_warmup_that_does_not_reach_its_threshold_ends_at_its_share_of_the_budget(synth):
     config = tiny_config(synth, gs_warmup="auto", gs_warmup_accuracy=0.99, gs_warmup_share=0.5, max_epochs=6,
                          step_factor=6, warmup_loss="pairwise")  # fmt: skip
-    history = Trainer.from_config(config, None, quiet=True).fit()
+    history = build_trainer(config, None, quiet=True).fit()
     assert [h["sampling"] for h in history] == ["pk"] * 3 + ["graph"] * 3
     assert history[2]["warmup_ended"].startswith("at its bound of 3 epochs")
 
 
 def test_a_resumed_history_without_loss_names_keeps_its_best_loss(synth):
-    trainer = Trainer.from_config(tiny_config(synth), None, callbacks=[])
+    trainer = build_trainer(tiny_config(synth), None, callbacks=[])
     trainer.epoch, trainer.history, trainer.best_loss = 2, [{"epoch": 2, "loss": 0.5}], 0.5  # an older run's record
     trainer.fit()
     assert trainer.history[-1]["epoch"] == 3 and trainer.history[-1]["loss"] > 0.5 and trainer.best_loss == 0.5
@@ -108,11 +114,11 @@ def test_a_resumed_history_without_loss_names_keeps_its_best_loss(synth):
 def test_config_round_trip(tmp_path):
     config = config_from_dict(TrainConfig, {"testsets": ["market1501"], "lr": 0.1, "ibn": None})
     save_config(config, tmp_path / "c.yaml")
-    assert load_config(TrainConfig, tmp_path / "c.yaml") == config
+    assert load(tmp_path / "c.yaml") == config
     assert yaml.safe_load((tmp_path / "c.yaml").read_text())["optimization"]["lr"] == 0.1
     (tmp_path / "bad.yaml").write_text("lr: 0.1\nlearning_rate: 2\n")
     with pytest.raises(QAConvError, match="unknown key.*learning_rate"):
-        load_config(TrainConfig, tmp_path / "bad.yaml")
+        load(tmp_path / "bad.yaml")
 
 
 def test_run_folder_of_another_run_is_refused(tmp_path):
@@ -155,7 +161,7 @@ def test_cli_trains_and_evaluates_the_unseen_style(synth, tmp_path, capsys):
 
 
 def test_batch_with_non_finite_loss_is_skipped_without_update(synth, tmp_path):
-    trainer = Trainer.from_config(tiny_config(synth), tmp_path / "run", quiet=True)
+    trainer = build_trainer(tiny_config(synth), tmp_path / "run", quiet=True)
     trainer.model.eval()  # as train_epoch sets it with the paper's frozen BN statistics
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     images = torch.full((8, 3, 32, 16), float("nan"))
@@ -166,7 +172,7 @@ def test_batch_with_non_finite_loss_is_skipped_without_update(synth, tmp_path):
 
 
 def test_many_non_finite_batches_in_a_row_stop_with_a_clear_error(synth, tmp_path, monkeypatch):
-    trainer = Trainer.from_config(tiny_config(synth, max_iters_per_epoch=0), tmp_path / "run", quiet=True)
+    trainer = build_trainer(tiny_config(synth, max_iters_per_epoch=0), tmp_path / "run", quiet=True)
     trainer.guard.max_skipped = 2
     monkeypatch.setattr(trainer, "_step", lambda *args: (float("nan"), 0.0, True))
     with pytest.raises(QAConvError, match="not finite for 2 batches in a row"):
@@ -185,9 +191,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
     ],
 )
 def test_amp_steps_reduce_the_loss(synth, tmp_path, device, amp):
-    trainer = Trainer.from_config(
-        tiny_config(synth, device=device, amp=amp, freeze_bn=False), tmp_path / "run", quiet=True
-    )
+    trainer = build_trainer(tiny_config(synth, device=device, amp=amp, freeze_bn=False), tmp_path / "run", quiet=True)
     assert trainer.amp_dtype == {"fp16": torch.float16, "bf16": torch.bfloat16}[amp]
     assert trainer.scaler.is_enabled() == (amp == "fp16")
     images, labels = first_batch(trainer)
@@ -199,15 +203,15 @@ def test_amp_steps_reduce_the_loss(synth, tmp_path, device, amp):
 @needs_cuda
 def test_fp16_resume_on_cuda_restores_the_grad_scaler(synth, tmp_path):
     config = tiny_config(synth, device="cuda", amp="fp16", deterministic=True, max_epochs=2)
-    straight = Trainer.from_config(config, tmp_path / "straight", quiet=True)
+    straight = build_trainer(config, tmp_path / "straight", quiet=True)
     straight.fit()
-    first = Trainer.from_config(
+    first = build_trainer(
         tiny_config(synth, device="cuda", amp="fp16", deterministic=True, max_epochs=1),
         tmp_path / "resumed",
         quiet=True,
     )
     first.fit()
-    resumed = Trainer.from_config(config, tmp_path / "resumed", resume=True, quiet=True)
+    resumed = build_trainer(config, tmp_path / "resumed", resume=True, quiet=True)
     assert resumed.scaler.get_scale() == first.scaler.get_scale()
     resumed.fit()
     assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in straight.history], rel=1e-5)

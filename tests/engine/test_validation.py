@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from qaconv.cli import main
+from qaconv.engine import build_trainer
 from qaconv.engine.checkpoint import read_checkpoint
-from qaconv.engine.train import Trainer
 from qaconv.engine.validation import hold_out_identities
 from qaconv.errors import QAConvError
 from tests.engine.conftest import learning_config, tiny_config
@@ -49,7 +49,7 @@ def test_an_identity_seen_by_one_camera_is_a_gallery_distractor_and_no_query_at_
 def test_validation_runs_on_its_schedule_at_the_last_epoch_and_at_the_switch(easy_set, tmp_path):
     config = learning_config(easy_set, val_share=0.25, val_every=4, max_epochs=5, step_factor=5, gs_warmup="auto",
                              gs_warmup_accuracy=0.99, gs_warmup_share=0.4)  # fmt: skip
-    trainer = Trainer.from_config(config, tmp_path / "run", quiet=True)
+    trainer = build_trainer(config, tmp_path / "run", quiet=True)
     assert trainer.sampler.num_classes == 12  # 4 of the 16 identities are held out
     history = trainer.fit()
     assert [h["epoch"] for h in history if "val" in h] == [2, 4, 5]  # the switch, the schedule, the end
@@ -63,7 +63,7 @@ def test_validation_runs_on_its_schedule_at_the_last_epoch_and_at_the_switch(eas
 
 def test_best_pt_is_the_epoch_of_the_highest_validation_map(synth, tmp_path, monkeypatch):
     config = tiny_config(synth, val_sets=[str(synth / "B")], max_epochs=4, step_factor=4)
-    trainer = Trainer.from_config(config, tmp_path / "run", quiet=True)
+    trainer = build_trainer(config, tmp_path / "run", quiet=True)
     scripted = iter([0.2, 0.5, 0.3, 0.5])
     monkeypatch.setattr(type(trainer.validator), "__call__",
                         lambda self, model, matcher: {"val": {"B": {"rank1": 0.0, "mAP": (m := next(scripted))}},

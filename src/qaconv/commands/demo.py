@@ -109,13 +109,13 @@ def _metrics(raw: dict[str, float]) -> str:
 def train_and_test(config: TrainConfig, run_dir: Path, ctx: Any) -> tuple[Any, dict[str, Any]]:
     """Replace the previous demo run in `run_dir`, train, and evaluate on both test sets."""
     from qaconv.commands.train import describe_recipe, evaluate_run, prepare_run_dir, remove_temporary_files
-    from qaconv.engine.train import Trainer
+    from qaconv.engine import build_trainer
 
     if run_dir.is_dir() and any(run_dir.iterdir()):
         print(f"replacing the previous demo run in {run_dir}")
         remove_temporary_files(run_dir)
     prepare_run_dir(run_dir, overwrite=True)
-    trainer = Trainer.from_config(config, run_dir, ctx)
+    trainer = build_trainer(config, run_dir, ctx)
     print(f"training QAConv-GS on synthetic style {TRAIN_STYLE} ({len(trainer.loader.dataset)} images, "
           f"{trainer.sampler.num_classes} ids); {describe_recipe(config)}", flush=True)  # fmt: skip
     trainer.fit()

@@ -213,7 +213,7 @@ def train_in(
 ) -> None:
     """Train in the (locked) run folder `out` (on `records`: the checked training set), then evaluate on the
     test sets."""
-    from qaconv.engine.train import Trainer
+    from qaconv.engine import build_trainer
 
     run_dir = RunDir(out)
     if ctx.is_main:
@@ -224,7 +224,7 @@ def train_in(
             overwrite = True
         if not resume:
             prepare_run_dir(out, overwrite)
-    trainer = Trainer.from_config(config, out, ctx, resume=resume, records=records)
+    trainer = build_trainer(config, out, ctx, resume=resume, records=records)
     if ctx.is_main:
         print(describe_recipe(config), flush=True)
     if resume and trainer.schedule.finished(trainer.epoch) and ctx.is_main:

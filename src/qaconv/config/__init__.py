@@ -5,7 +5,7 @@ its model). `TrainConfig` holds every option of `qaconv train` in sections; ever
 (`optimization: {lr: 0.005}`) and a flag (`--lr`). docs/training.md describes the recipes.
 """
 
-from qaconv.config.files import config_from_dict, config_to_dict, load_config, read_yaml, save_config
+from qaconv.config.files import config_from_dict, config_to_dict, read_yaml, save_config
 from qaconv.config.flags import TRAIN_FLAGS, add_flags, flag, flag_names, given, namer
 from qaconv.config.presets import RECIPES, departures, recipe_config, resolve_recipe
 from qaconv.config.tree import (
@@ -45,7 +45,6 @@ __all__ = [
     "get_path",
     "given",
     "leaves",
-    "load_config",
     "namer",
     "read_yaml",
     "recipe_config",

@@ -1,8 +1,8 @@
 """Config files: the tree as nested YAML, and the flat files of runs made before the tree existed.
 
-`load_config(TrainConfig, path)` reads either form: a flat file's keys are `qaconv train`'s flag names
-(`lr`, `eval_batch`, ...), which `flag_names` maps to their place in the tree. Values are coerced to
-their field's type and checked by `validate`, so errors name the file and the key.
+`config_from_dict(TrainConfig, read_yaml(path), str(path))` reads either form: a flat file's keys are
+`qaconv train`'s flag names (`lr`, `eval_batch`, ...), which `flag_names` maps to their place in the tree.
+Values are coerced to their field's type and checked by `validate`, so errors name the file and the key.
 """
 
 from __future__ import annotations
@@ -96,7 +96,3 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         return yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
         raise QAConvError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
-
-
-def load_config(cls: type, path: str | Path) -> Any:
-    return config_from_dict(cls, read_yaml(path), source=str(path))

@@ -12,7 +12,8 @@
       run             device, loader processes, seed, the collapse guard
 
 `ModelConfig` (the network alone) is what checkpoints store to rebuild a model. Defaults are the paper's
-recipe (QAConv 2.1, SPEC 1.5-1.8); `qaconv.config.presets` holds the from-scratch recipe and the demo.
+recipe (QAConv 2.1: the published code's main.py, docs/training.md); `qaconv.config.presets` holds the
+other recipes and the demo.
 `validate(config)` coerces every value to its field's type and checks its range, in one pass.
 """
 
@@ -64,7 +65,7 @@ class ModelOptions(ModelConfig):
 
 @dataclass
 class DataConfig:
-    """The training data and its augmentation (SPEC 1.7)."""
+    """The training data and its augmentation (the published code's, docs/training.md)."""
 
     dataset: str = option("market1501", "training data set: a registered name under --data-dir, or a folder/CSV")
     data_dir: str = option("data", "folder holding the data sets under their usual names (docs/datasets.md)")
@@ -160,7 +161,7 @@ class OptimizationConfig:
 
 @dataclass
 class ScheduleConfig:
-    """QAConv 2.1's adaptive epochs and learning-rate decay (SPEC 1.6)."""
+    """QAConv 2.1's adaptive epochs and learning-rate decay (docs/training.md#schedule-and-budget)."""
 
     step_factor: float = option(
         0.7,

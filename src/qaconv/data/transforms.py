@@ -1,4 +1,5 @@
-"""Image transforms of the QAConv-GS recipe (SPEC 1.7), on PIL images, without torchvision.
+"""Image transforms of the QAConv-GS recipe (the published code's augmentation, docs/training.md), on PIL
+images, without torchvision.
 
 Training, in this order (the published code's `get_data`):
 
@@ -287,7 +288,7 @@ def build_train_transform(
     max_size: float = 0.8,
     seed: int | None = None,
 ) -> Compose:
-    """The training augmentation of SPEC 1.7 at (height, width): PIL image -> float tensor [3, H, W] in [0, 1].
+    """The published code's training augmentation at (height, width): PIL image -> float tensor [3, H, W].
 
     padding=None scales the paper's 10 pixels at width 128 to the input width (round(10 * width / 128)), so
     the random crop shifts a small input by the same fraction as the paper's (10 px would move a 32-pixel-wide

@@ -1,4 +1,4 @@
-"""`Trainer.from_config`: every part of a training run built from a TrainConfig, in the order that fails fast.
+"""`build_trainer`: every part of a training run built from a TrainConfig, in the order that fails fast.
 
 Options are checked first (the config tree did the ranges; here what needs the device), then the data
 set is opened, then the model gets its first weights (ImageNet, a warm start, or a resumed checkpoint),
@@ -21,7 +21,7 @@ from qaconv.data import open_dataset
 from qaconv.data.datasets import ReIDDataset
 from qaconv.data.loader import EpochLoader, ImageDataset, seed_everything
 from qaconv.data.readable import describe, unreadable_images
-from qaconv.data.samplers import SAMPLERS, GraphWarmup, build_sampler
+from qaconv.data.samplers import SAMPLERS, GraphWarmup, NeighborsFn, build_sampler
 from qaconv.data.transforms import build_train_transform
 from qaconv.device import amp_dtype, half_on_cuda, resolve_device
 from qaconv.engine.callbacks import Callback, Checkpointer, ConsoleLog, CurvePlot, MetricsLog, Progress, TensorBoardLog
@@ -39,6 +39,16 @@ from qaconv.io import check_free_space
 from qaconv.losses import Criterion, WarmupLoss, build_loss
 from qaconv.matching import QAConv
 from qaconv.rundir import RunDir
+
+
+class FromConfig:
+    """The type of FROM_CONFIG: "the part the config describes", where None would mean "none"."""
+
+    def __repr__(self) -> str:
+        return "FROM_CONFIG"
+
+
+FROM_CONFIG = FromConfig()
 
 
 def build_optimizer(model: nn.Module, matcher: nn.Module, config: TrainConfig) -> torch.optim.SGD:
@@ -153,8 +163,8 @@ def build_trainer(
     resume: bool = False,
     quiet: bool = False,
     callbacks: list[Callback] | None = None,
-    neighbors_fn: Any = None,
-    guard: TrainingGuard | None | str = "config",
+    neighbors_fn: NeighborsFn | None = None,
+    guard: TrainingGuard | None | FromConfig = FROM_CONFIG,
     records: list[Any] | None = None,
 ) -> Trainer:
     """A Trainer for `config` that writes `run_dir` (None: nothing is written), continuing its checkpoint
@@ -220,7 +230,7 @@ def build_trainer(
             reference_epoch=0 if sampler.warmup.epochs is None else sampler.warmup.epochs + 2,
         ),
         callbacks=callbacks,
-        guard=TrainingGuard(collapse_patience=o.collapse_patience) if guard == "config" else guard,
+        guard=TrainingGuard(collapse_patience=o.collapse_patience) if guard is FROM_CONFIG else guard,
         validator=build_validator(config, held_out, device) if ctx.is_main else None,
         ctx=ctx,
         amp_dtype=autocast,

@@ -24,10 +24,9 @@ from qaconv.folders import EVALUATION, RUN, expect_kind
 from qaconv.io import atomic_torch_save
 from qaconv.matching import QAConv
 from qaconv.models import FeatureMapNet
+from qaconv.rundir import CHECKPOINT
 
 FORMAT = "qaconv-checkpoint/1"
-LAST = "checkpoint.pt"
-BEST = "best.pt"
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
@@ -41,9 +40,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
     path = Path(path).expanduser()
     if path.is_dir():
         expect_kind(path, "checkpoint", [RUN, EVALUATION], "a run folder or a checkpoint file")
-        path = path / LAST
+        path = path / CHECKPOINT
         if not path.is_file():
-            raise QAConvError(f"no {LAST} in run folder {path.parent} (is it a qaconv run folder?)")
+            raise QAConvError(f"no {CHECKPOINT} in run folder {path.parent} (is it a qaconv run folder?)")
     elif not path.is_file():
         raise QAConvError(f"checkpoint not found: {path}")
     return path
@@ -182,9 +181,9 @@ def load_initial_weights(path: str | Path, model: FeatureMapNet, matcher: QAConv
     path = Path(path).expanduser()
     source = f"--init-from {path}"
     if path.is_dir():
-        path = path / LAST
+        path = path / CHECKPOINT
         if not path.is_file():
-            raise QAConvError(f"{source}: no {LAST} in that folder (is it a qaconv run folder?)")
+            raise QAConvError(f"{source}: no {CHECKPOINT} in that folder (is it a qaconv run folder?)")
     elif not path.is_file():
         raise QAConvError(f"{source}: checkpoint not found")
     payload = _load_file(path, source)

@@ -1,4 +1,4 @@
-"""QAConv 2.1's adaptive learning-rate and epoch schedule (SPEC 1.6).
+"""QAConv 2.1's adaptive learning-rate and epoch schedule (the paper's, docs/training.md#schedule-and-budget).
 
 Adaptive (step_factor < 1): the mean loss of epoch 2 is the reference; after the first epoch whose
 loss falls below step_factor x reference, every learning rate is multiplied by 0.1 once and training

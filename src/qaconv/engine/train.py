@@ -1,4 +1,4 @@
-"""The training loop of QAConv-GS, made of parts that are passed in (SPEC 1.5-1.8).
+"""The training loop of QAConv-GS, made of parts that are passed in (the paper's recipe: docs/training.md).
 
     trainer = Trainer(model, criterion, optimizer, sampler, loader, schedule, callbacks=[...])
     trainer.fit()
@@ -10,7 +10,7 @@ runs in eval mode (frozen BN statistics; their affine parameters still train) wh
 batch norms use batch statistics. `accumulate` N averages N batches' gradients per step, which is what
 N DDP processes do. A `TrainingGuard` stops a run whose scores collapse or whose weights diverge.
 Callbacks do everything around the loop: checkpoints, logs, curves, progress.
-`Trainer.from_config(config, run_dir)` assembles all of it from a TrainConfig (qaconv.engine.assemble).
+`qaconv.engine.build_trainer(config, run_dir)` assembles all of it from a TrainConfig (qaconv.engine.assemble).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import random
 import time
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,11 +37,6 @@ from qaconv.engine.guard import TrainingGuard
 from qaconv.engine.schedule import DECAY, AdaptiveSchedule
 from qaconv.engine.validation import Validator
 from qaconv.errors import QAConvError
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from qaconv.config import TrainConfig
 
 
 class _TrainStep(nn.Module):
@@ -148,15 +143,6 @@ class Trainer:
         self.best_loss = float("inf")
         self.best_val_map = float("-inf")
         self.changes: dict[str, Any] = {}  # options a resume changed, recorded with the next epoch
-
-    @classmethod
-    def from_config(
-        cls, config: TrainConfig, run_dir: str | Path | None = None, ctx: DistContext | None = None, **kwargs: Any
-    ) -> Trainer:
-        """Everything `qaconv train` builds from a TrainConfig (see qaconv.engine.assemble.build_trainer)."""
-        from qaconv.engine.assemble import build_trainer
-
-        return build_trainer(config, run_dir, ctx, **kwargs)
 
     # -------------------------------------------------------------------------------------------- state
 

@@ -1,4 +1,5 @@
-"""Local correspondences that explain a QAConv score, and a picture of them (SPEC 2.4).
+"""Local correspondences that explain a QAConv score, and a picture of them (docs/inference.md, "Match two
+images and see why they match").
 
 The eval-mode score of a probe/gallery pair is a sum over locations. For probe location s the
 best gallery location is r*(s) = argmax_r sim[s, r], and its contribution is

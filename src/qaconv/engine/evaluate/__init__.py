@@ -19,7 +19,7 @@ docs/evaluation.md describes the outputs.
 from .cache import FeatureCache, split_maps
 from .maps import evaluate_dataset, evaluate_maps
 from .options import DTYPES, RERANK_DISTS, EvalOptions, resolve_eval_dtype
-from .outputs import RESULTS_FILE, format_table, merge_result, read_results, write_score_files
+from .outputs import format_table, merge_result, read_results, write_score_files
 from .result import STAGES, EvalResult
 from .runner import run_evaluation
 from .side import Side
@@ -31,7 +31,6 @@ __all__ = [
     "DTYPES",
     "MAX_RANK",
     "RERANK_DISTS",
-    "RESULTS_FILE",
     "STAGES",
     "EvalOptions",
     "EvalResult",

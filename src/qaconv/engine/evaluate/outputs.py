@@ -15,7 +15,6 @@ from qaconv.io import atomic_write, atomic_write_json
 
 from .result import STAGES, EvalResult
 
-RESULTS_FILE = "results.json"
 MAT_MAX_BYTES = 2**31 - 1  # MATLAB v5 files store each variable's size in 32 bits
 
 
@@ -47,7 +46,7 @@ def merge_result(path: str | os.PathLike, label: str, entry: dict[str, Any]) -> 
 def write_score_files(
     out_dir: str | os.PathLike, stem: str, result: EvalResult, query: list, gallery: list
 ) -> list[Path]:
-    """`<stem>_score.npz` and `<stem>_score.mat` with the published code's field names (SPEC 2.3).
+    """`<stem>_score.npz` and `<stem>_score.mat` with the published code's field names (docs/evaluation.md).
 
     score: the raw QAConv scores [Q, G] (the published file held 1 - dist = 1 + score: same order);
     score_rerank: 1 - re-ranked distance; score_tlift: the TLift output (each only when computed);

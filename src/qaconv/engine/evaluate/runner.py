@@ -26,11 +26,12 @@ from qaconv.folders import DEMO, EVALUATION, RUN, check_output, kind_of, mark
 from qaconv.io import check_free_space
 from qaconv.lock import FolderLock
 from qaconv.matching import QAConv
+from qaconv.rundir import RESULTS
 
 from .cache import FeatureCache, split_maps
 from .maps import evaluate_dataset
 from .options import EvalOptions, resolve_eval_dtype
-from .outputs import RESULTS_FILE, format_table, merge_result, read_results, write_score_files
+from .outputs import format_table, merge_result, read_results, write_score_files
 from .result import EvalResult
 from .testsets import file_stem, load_testsets
 
@@ -63,7 +64,7 @@ def run_evaluation(
     options = options or EvalOptions()
     device = torch.device(device) if device is not None else next(model.parameters()).device
     out_dir = check_output(out_dir, EVALUATION, "--out", accepts=[RUN, DEMO])  # results are added, not replaced
-    read_results(out_dir / RESULTS_FILE)  # a broken results.json fails now, not after the first test set
+    read_results(out_dir / RESULTS)  # a broken results.json fails now, not after the first test set
     loaded = load_testsets(testsets, data_dir)
     if options.save_scores:  # a float32 matrix per stage, in the .npz and the .mat file
         stages = 1 + options.rerank + options.tlift
@@ -82,14 +83,14 @@ def run_evaluation(
         cache = FeatureCache(cache_folder, state_fingerprint(model, matcher, model_config)) if cache_folder else None
         run = _Evaluation(model, matcher, model_config, out_dir, options, device, cache, source)
         out = {label: run.record(label, ds) for label, ds in loaded}
-    print(f"results: {out_dir / RESULTS_FILE}")
+    print(f"results: {out_dir / RESULTS}")
     return out
 
 
 def _remove_partial_writes(out_dir: Path) -> None:
     """Temporary files of results.json and score-file writes that a killed evaluation left behind (only the
     holder of the folder's lock may remove them)."""
-    for tmp in (*out_dir.glob(f".{RESULTS_FILE}.*.tmp"), *out_dir.glob(".*_score.*.tmp")):
+    for tmp in (*out_dir.glob(f".{RESULTS}.*.tmp"), *out_dir.glob(".*_score.*.tmp")):
         tmp.unlink(missing_ok=True)
 
 
@@ -116,7 +117,7 @@ class _Evaluation:
         entry["checkpoint"] = self.source
         entry["options"] = dataclasses.asdict(self.options)
         print(format_table(label, entry))
-        merge_result(self.out_dir / RESULTS_FILE, label, entry)
+        merge_result(self.out_dir / RESULTS, label, entry)
         return entry
 
     def entry(self, label: str, ds: ReIDDataset) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The stages after the raw scores (SPEC 2.3): k-reciprocal re-ranking of the QAConv distances over
+"""The stages after the raw scores (docs/evaluation.md): k-reciprocal re-ranking of the QAConv distances over
 queries + gallery, and TLift on the re-ranked (or sigmoid) scores.
 
 Re-ranking reads the (Q+G) x (Q+G) QAConv distances in row blocks through the metrics' block-wise API
@@ -85,7 +85,7 @@ def rerank_maps(
     dtype: torch.dtype,
     device: torch.device,
 ) -> np.ndarray:
-    """k-reciprocal re-ranked [Q, G] distances from QAConv distances over queries + gallery (SPEC 2.3).
+    """k-reciprocal re-ranked [Q, G] distances from QAConv distances over queries + gallery (docs/metrics.md).
 
     Rows of the (Q+G) x (Q+G) distance matrix are scored on demand, one block at a time; the pairs the
     expansion step needs outside the neighbour lists are scored one by one (`pair_scores`).
