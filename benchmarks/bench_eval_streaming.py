@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import peak_extra_mib, save
-from qaconv.engine.evaluate import EvalOptions, Side, evaluate_maps
+from qaconv.config import EvaluationConfig
+from qaconv.engine.evaluate import Side, evaluate_maps
 from qaconv.matching import QAConv, pairwise_scores
 from qaconv.metrics import evaluate_rank
 
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def streaming() -> Any:
         query, gallery = Side.of("q", num_query, q_pids, q_cams), Side.of("g", num_gallery, g_pids, g_cams)
-        return evaluate_maps(matcher, q, g, query, gallery, options=EvalOptions())
+        return evaluate_maps(matcher, q, g, query, gallery, options=EvaluationConfig())
 
     def dense() -> Any:
         scores = pairwise_scores(matcher, q, g)

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import best_time, parse_args, results_name, save
-from qaconv.config import ModelConfig
+from qaconv.config import ModelConfig, SynthConfig
 from qaconv.data import ImageDataset, build_test_transform, generate, open_dataset
 from qaconv.engine.checkpoint import build_model
 from qaconv.engine.features import autocast_context, extract_feature_maps
@@ -36,7 +36,7 @@ def main() -> None:
     model = model.eval().to(device)
     num_ids = (400 if cuda else 40) if args.quick else (1000 if cuda else 100)
     with tempfile.TemporaryDirectory() as tmp:
-        generate(Path(tmp) / "A", num_ids=num_ids, num_cams=4, seed=0, style="A")
+        generate(Path(tmp) / "A", SynthConfig(num_ids=num_ids, num_cams=4, seed=0, style="A"))
         records = open_dataset(str(Path(tmp) / "A"), tmp).gallery
         count = len(records)
         resident = torch.rand(batch, 3, config.height, config.width, device=device)

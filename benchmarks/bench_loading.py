@@ -25,7 +25,7 @@ import torch
 
 from benchmarks.common import best_time, save
 from qaconv.data.loader import ImageDataset, load_image, make_loader, seed_everything
-from qaconv.data.synthetic import generate
+from qaconv.data.synthetic import SynthConfig, generate
 from qaconv.data.transforms import build_test_transform, build_train_transform
 
 HEIGHT, WIDTH = 384, 128
@@ -58,7 +58,7 @@ def main() -> None:
     seed_everything(0)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        generate(tmp, num_ids=args.ids, seed=0, style="A")
+        generate(tmp, SynthConfig(num_ids=args.ids, seed=0, style="A"))
         gen_s = time.perf_counter() - start
         paths = sorted(str(p) for p in Path(tmp).rglob("*.jpg"))
         records = [(p, 0, 0) for p in paths]

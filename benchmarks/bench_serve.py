@@ -24,7 +24,7 @@ import torch
 
 from benchmarks.common import save
 from qaconv.config import ModelConfig
-from qaconv.data.synthetic import generate
+from qaconv.data.synthetic import SynthConfig, generate
 from qaconv.engine.checkpoint import build_model, model_payload, save_checkpoint
 from qaconv.inference import GalleryIndex, ReID
 from qaconv.serve import GalleryService
@@ -39,7 +39,7 @@ SHORTLIST = 100
 def demo_gallery(root: Path, num_ids: int) -> tuple[ReID, GalleryIndex, list[Path]]:
     """The demo's test style written to `root`, a demo-sized model, its index, and the query images."""
     data = root / "synth-B"
-    generate(data, num_ids=num_ids, num_cams=4, seed=1, style="B")
+    generate(data, SynthConfig(num_ids=num_ids, num_cams=4, seed=1, style="B"))
     torch.manual_seed(0)
     model, matcher = build_model(DEMO_MODEL)
     checkpoint = save_checkpoint(model_payload(model, matcher, DEMO_MODEL), root / "run" / "checkpoint.pt")

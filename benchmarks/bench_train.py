@@ -24,8 +24,8 @@ import torch
 from benchmarks.common import parse_args, results_name, save
 from qaconv.config import recipe_config
 from qaconv.config.presets import DEMO
-from qaconv.data.synthetic import generate
-from qaconv.engine import build_trainer
+from qaconv.data.synthetic import SynthConfig, generate
+from qaconv.engine.assemble import build_trainer
 from qaconv.engine.train import Trainer
 
 PAPER_MODEL = {"model.arch": "resnet50", "model.ibn": "b", "model.final_layer": "layer3", "model.neck": 128,
@@ -105,7 +105,9 @@ def main() -> None:
     rounds, iterations = (3, 10) if args.quick else (7, 20)
     with tempfile.TemporaryDirectory() as tmp:
         size = (384, 128) if cuda else (64, 32)
-        generate(Path(tmp) / "A", num_ids=num_ids, num_cams=4, seed=0, style="A", height=size[0], width=size[1])
+        generate(
+            Path(tmp) / "A", SynthConfig(num_ids=num_ids, num_cams=4, seed=0, style="A", height=size[0], width=size[1])
+        )
         options = base_options(Path(tmp) / "A", args.device, workers)
         rows = sampler_rows(options) + comparison_rows(options, rounds, iterations)
     setting = (

@@ -50,13 +50,13 @@ import numpy as np
 import torch
 
 from benchmarks.common import machine, save
-from qaconv.config import recipe_config
+from qaconv.config import EvaluationConfig, recipe_config
 from qaconv.config.presets import DEMO
 from qaconv.data import open_dataset
-from qaconv.engine import build_trainer
+from qaconv.engine.assemble import build_trainer
 from qaconv.engine.checkpoint import state_fingerprint
 from qaconv.engine.demo import ensure_synthetic_set
-from qaconv.engine.evaluate import EvalOptions, evaluate_dataset
+from qaconv.engine.evaluate import evaluate_dataset
 from qaconv.engine.features import extract_feature_maps
 from qaconv.engine.train import Trainer
 
@@ -106,7 +106,7 @@ class HeldOutEvaluator:
     def __init__(self, dataset: Any, setting: Setting) -> None:
         self.dataset = dataset
         self.size = {"height": setting.values["model.height"], "width": setting.values["model.width"]}
-        self.options = EvalOptions(dtype="float32", workers=setting.workers, batch_size=256)
+        self.options = EvaluationConfig(dtype="float32", batch_size=256)
         self.cache: dict[str, dict[str, float]] = {}
 
     def __call__(self, trainer: Trainer) -> dict[str, float]:

@@ -28,12 +28,12 @@ import numpy as np
 import torch
 
 from benchmarks.common import save
-from qaconv.config import recipe_config
+from qaconv.config import EvaluationConfig, recipe_config
 from qaconv.config.presets import DEMO
 from qaconv.data import open_dataset
-from qaconv.engine import build_trainer
+from qaconv.engine.assemble import build_trainer
 from qaconv.engine.demo import TRAIN_STYLE, UNSEEN_STYLE, ensure_demo_data
-from qaconv.engine.evaluate import EvalOptions, evaluate_dataset
+from qaconv.engine.evaluate import evaluate_dataset
 from qaconv.engine.features import extract_feature_maps
 from qaconv.engine.train import Trainer
 
@@ -58,7 +58,7 @@ def evaluate(trainer: Trainer, folder: Path) -> dict[str, float]:
     ds = open_dataset(str(folder))
     kw = {"height": DEMO["model.height"], "width": DEMO["model.width"], "batch_size": 256}
     q, g = extract_feature_maps(trainer.model, ds.query, **kw), extract_feature_maps(trainer.model, ds.gallery, **kw)
-    raw = evaluate_dataset(trainer.matcher, q, g, ds, options=EvalOptions(dtype="float32", workers=0)).metrics["raw"]
+    raw = evaluate_dataset(trainer.matcher, q, g, ds, options=EvaluationConfig(dtype="float32")).metrics["raw"]
     return {"rank1": raw.rank(1), "mAP": float(raw.mAP)}
 
 

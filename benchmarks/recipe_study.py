@@ -43,7 +43,7 @@ from benchmarks.common import machine
 from benchmarks.glyphs.build import read_floor
 from qaconv.config import recipe_config
 from qaconv.config.presets import DEMO
-from qaconv.engine import build_trainer
+from qaconv.engine.assemble import build_trainer
 from qaconv.engine.callbacks import Callback
 from qaconv.engine.demo import SIZES, TRAIN_STYLE, UNSEEN_STYLE, ensure_demo_data
 from qaconv.engine.train import Trainer

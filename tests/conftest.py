@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from qaconv.data.synthetic import generate
+from qaconv.data.synthetic import SynthConfig, generate
 
 REFERENCE_DIR = Path(__file__).parent / "fixtures" / "reference"
 
@@ -21,8 +21,16 @@ def _few_threads():
 def synth(tmp_path_factory):
     """Two small synthetic sets, styles A (16 ids) and B (12 ids), 3 cameras; tests copy them before changing them."""
     root = tmp_path_factory.mktemp("synth")
-    generate(root / "A", num_ids=16, num_cams=3, seed=0, style="A", images_per_id=6, height=64, width=32, workers=1)
-    generate(root / "B", num_ids=12, num_cams=3, seed=1, style="B", images_per_id=6, height=64, width=32, workers=1)
+    generate(
+        root / "A",
+        SynthConfig(num_ids=16, num_cams=3, seed=0, style="A", images_per_id=6, height=64, width=32),
+        workers=1,
+    )
+    generate(
+        root / "B",
+        SynthConfig(num_ids=12, num_cams=3, seed=1, style="B", images_per_id=6, height=64, width=32),
+        workers=1,
+    )
     return root
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from qaconv.config import recipe_config
-from qaconv.data.synthetic import generate
-from qaconv.engine import build_trainer
+from qaconv.data.synthetic import SynthConfig, generate
+from qaconv.engine.assemble import build_trainer
 from qaconv.engine.checkpoint import read_checkpoint
 
 TINY = dict(arch="resnet18", final_layer="layer2", neck=8, height=32, width=16, pretrained=None, batch_size=8)
@@ -63,7 +63,11 @@ def flags(config: dict) -> list[str]:
 def test_two_processes_equal_one_process_accumulating_two_batches(tmp_path, device, rel, numerics):
     """torchrun with 2 processes trains like 1 process with --accumulate 2: the same GS graph, batches,
     augmentations and averaged gradients; rank 0 alone writes the run; resume works."""
-    generate(tmp_path / "A", num_ids=16, num_cams=3, seed=0, style="A", images_per_id=6, height=64, width=32, workers=1)
+    generate(
+        tmp_path / "A",
+        SynthConfig(num_ids=16, num_cams=3, seed=0, style="A", images_per_id=6, height=64, width=32),
+        workers=1,
+    )
     config = {**TINY, "dataset": str(tmp_path / "A"), "max_epochs": 1, "device": device, **numerics}
     torchrun("--out", str(tmp_path / "ddp"), *flags(config))
 

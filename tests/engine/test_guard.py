@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from qaconv.config import recipe_config
-from qaconv.data.synthetic import generate
-from qaconv.engine import build_trainer
+from qaconv.data.synthetic import SynthConfig, generate
+from qaconv.engine.assemble import build_trainer
 from qaconv.errors import QAConvError
 
 
@@ -15,7 +15,11 @@ from qaconv.errors import QAConvError
 def many_classes(tmp_path_factory):
     """64 training identities: enough for graph-sampled batches of 16 classes to be mostly hard."""
     root = tmp_path_factory.mktemp("guard")
-    generate(root / "L", num_ids=128, num_cams=3, seed=0, style="A", images_per_id=4, height=64, width=32, workers=1)
+    generate(
+        root / "L",
+        SynthConfig(num_ids=128, num_cams=3, seed=0, style="A", images_per_id=4, height=64, width=32),
+        workers=1,
+    )
     return root / "L"
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from qaconv.config import recipe_config
-from qaconv.data.synthetic import generate
-from qaconv.engine import build_trainer
+from qaconv.data.synthetic import SynthConfig, generate
+from qaconv.engine.assemble import build_trainer
 
 MARGIN = 16.0
 EARLIER_DEMO = {"recipe": "paper", "lr": 0.02, "backbone_lr_mult": 1.0, "matcher_lr_mult": 0.01, "freeze_bn": False}
@@ -21,7 +21,11 @@ EARLIER_DEMO = {"recipe": "paper", "lr": 0.02, "backbone_lr_mult": 1.0, "matcher
 @pytest.fixture(scope="module")
 def eight_identities(tmp_path_factory):
     root = tmp_path_factory.mktemp("recipe")
-    generate(root / "S", num_ids=16, num_cams=3, seed=0, style="A", images_per_id=6, height=64, width=32, workers=1)
+    generate(
+        root / "S",
+        SynthConfig(num_ids=16, num_cams=3, seed=0, style="A", images_per_id=6, height=64, width=32),
+        workers=1,
+    )
     return root / "S"
 
 

@@ -7,7 +7,7 @@ import yaml
 from qaconv.cli import main
 from qaconv.commands.train import prepare_run_dir
 from qaconv.config import TrainConfig, config_from_dict, read_yaml, save_config
-from qaconv.engine import build_trainer
+from qaconv.engine.assemble import build_trainer
 from qaconv.engine.checkpoint import read_checkpoint
 from qaconv.engine.train import Trainer
 from qaconv.errors import QAConvError

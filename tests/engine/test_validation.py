@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from qaconv.cli import main
-from qaconv.engine import build_trainer
+from qaconv.engine.assemble import build_trainer
 from qaconv.engine.checkpoint import read_checkpoint
 from qaconv.engine.validation import hold_out_identities
 from qaconv.errors import QAConvError

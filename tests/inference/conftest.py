@@ -10,7 +10,7 @@ import torch
 
 from qaconv.config import ModelConfig
 from qaconv.data.loader import load_image
-from qaconv.data.synthetic import generate
+from qaconv.data.synthetic import SynthConfig, generate
 from qaconv.data.transforms import build_test_transform
 from qaconv.engine.checkpoint import build_model, model_payload, save_checkpoint
 from qaconv.inference import ReID
@@ -45,7 +45,7 @@ def _train(root: Path, seed: int, steps: int) -> tuple[torch.nn.Module, torch.nn
 def synthetic(tmp_path_factory) -> Path:
     """A small Market-1501-layout data set: 8 ids, 2 cameras, 64x32 JPEGs."""
     root = tmp_path_factory.mktemp("synthetic") / "market"
-    generate(root, num_ids=8, num_cams=2, seed=0, images_per_id=4, height=64, width=32, workers=1)
+    generate(root, SynthConfig(num_ids=8, num_cams=2, seed=0, images_per_id=4, height=64, width=32), workers=1)
     return root
 
 

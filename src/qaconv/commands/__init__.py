@@ -1,6 +1,5 @@
-"""Sub-commands of the `qaconv` CLI: one module each, exposing `register(subparsers)`; shared argument types."""
+"""Sub-commands of the `qaconv` CLI: one module each, exposing `register(subparsers)` (qaconv.cli finds them).
 
-
-def comma_list(text: str) -> list[str]:
-    """argparse type of comma-separated names: 'a, b,' -> ['a', 'b'] ('' -> [])."""
-    return [part.strip() for part in text.split(",") if part.strip()]
+A command parses its flags (generated from the config tree: qaconv.config.flags), checks what it can before
+any work, and calls the library; it holds no logic a script would want, and imports no other command.
+"""

@@ -16,7 +16,6 @@ from typing import Any
 from qaconv.config import TrainConfig
 from qaconv.engine.demo import SIZES, TRAIN_STYLE, UNSEEN_STYLE, demo_config, ensure_demo_data
 from qaconv.lock import FolderLock
-from qaconv.serve import serve_commands
 from qaconv.viz.curves import epochs_by_loss, validated
 
 
@@ -33,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from qaconv.engine.distributed import init_distributed
     from qaconv.folders import DEMO, check_output, mark
+    from qaconv.serve import serve_commands
 
     start = time.perf_counter()
     out = check_output(args.out, DEMO, "--out", overwrite=True, own=("full", "quick", "run", "run-quick"))
@@ -109,7 +109,7 @@ def _metrics(raw: dict[str, float]) -> str:
 def train_and_test(config: TrainConfig, run_dir: Path, ctx: Any) -> tuple[Any, dict[str, Any]]:
     """Replace the previous demo run in `run_dir`, train, and evaluate on both test sets."""
     from qaconv.commands.train import describe_recipe, evaluate_run, prepare_run_dir, remove_temporary_files
-    from qaconv.engine import build_trainer
+    from qaconv.engine.assemble import build_trainer
 
     if run_dir.is_dir() and any(run_dir.iterdir()):
         print(f"replacing the previous demo run in {run_dir}")

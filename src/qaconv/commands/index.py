@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import time
 
+from qaconv.config import InferenceConfig, add_flags, flag_names
+from qaconv.config.flags import options_from
+
+INFERENCE_NAMES = flag_names(InferenceConfig)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -23,9 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--gallery", required=True, metavar="DIR", help="folder of gallery images")
     build.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
     build.add_argument("--out", required=True, metavar="INDEX", help="index folder to write")
-    build.add_argument("--batch-size", type=int, default=64, help="images per forward pass (64)")
-    build.add_argument("--workers", type=int, default=0, help="image-decoding worker processes (0)")
-    build.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (auto)")
+    add_flags(build, InferenceConfig, INFERENCE_NAMES)
     build.add_argument("--overwrite", action="store_true", help="replace an index already in --out")
     build.add_argument(
         "--skip-bad-images",
@@ -44,9 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--gallery", metavar="DIR", help="folder of gallery images (default: the one the index was built from)"
     )
     update.add_argument("--checkpoint", help="checkpoint file or run folder (default: the one recorded in the index)")
-    update.add_argument("--batch-size", type=int, default=64, help="images per forward pass (64)")
-    update.add_argument("--workers", type=int, default=0, help="image-decoding worker processes (0)")
-    update.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (auto)")
+    add_flags(update, InferenceConfig, INFERENCE_NAMES)
     update.add_argument(
         "--skip-bad-images", action="store_true", help="leave out new images that cannot be read, with a warning"
     )
@@ -54,22 +55,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qaconv.errors import QAConvError
     from qaconv.inference import ReID
     from qaconv.inference.index import check_index_out
 
-    if args.batch_size < 1:
-        raise QAConvError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.workers < 0:
-        raise QAConvError(f"--workers must be >= 0, got {args.workers}")
+    options = options_from(InferenceConfig, args, INFERENCE_NAMES)
     check_index_out(args.out, args.overwrite)  # before the checkpoint loads
     start = time.perf_counter()
-    reid = ReID.from_checkpoint(args.checkpoint, device=args.device)
+    reid = ReID.from_checkpoint(args.checkpoint, device=options.device, max_pixels=options.max_image_pixels)
     index = reid.build_index(
         args.gallery,
         args.out,
-        batch_size=args.batch_size,
-        num_workers=args.workers,
+        batch_size=options.batch_size,
+        num_workers=options.workers,
         overwrite=args.overwrite,
         skip_bad_images=args.skip_bad_images,
         progress=True,
@@ -87,21 +84,18 @@ def run(args: argparse.Namespace) -> int:
 
 def run_update(args: argparse.Namespace) -> int:
     from qaconv.commands.search import recorded_checkpoint
-    from qaconv.errors import QAConvError
     from qaconv.inference import GalleryIndex, ReID
 
-    if args.batch_size < 1:
-        raise QAConvError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.workers < 0:
-        raise QAConvError(f"--workers must be >= 0, got {args.workers}")
+    options = options_from(InferenceConfig, args, INFERENCE_NAMES)
     start = time.perf_counter()
     index = GalleryIndex.open(args.index)
-    reid = ReID.from_checkpoint(args.checkpoint or recorded_checkpoint(args.index, index.manifest), device=args.device)
+    checkpoint = args.checkpoint or recorded_checkpoint(args.index, index.manifest)
+    reid = ReID.from_checkpoint(checkpoint, device=options.device, max_pixels=options.max_image_pixels)
     index, counts = reid.update_index(
         args.index,
         args.gallery,
-        batch_size=args.batch_size,
-        num_workers=args.workers,
+        batch_size=options.batch_size,
+        num_workers=options.workers,
         skip_bad_images=args.skip_bad_images,
         progress=True,
     )

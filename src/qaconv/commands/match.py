@@ -6,6 +6,11 @@ import argparse
 import math
 from pathlib import Path
 
+from qaconv.config import InferenceConfig, add_flags, flag_names
+from qaconv.config.flags import options_from
+
+INFERENCE_NAMES = flag_names(InferenceConfig)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -31,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="write the score and every location's best match and contribution, both directions, as JSON",
     )
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (auto)")
+    add_flags(parser, InferenceConfig, INFERENCE_NAMES, only=("device", "max_image_pixels"))
     parser.set_defaults(func=run)
 
 
@@ -62,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from qaconv.io import atomic_write, atomic_write_json
 
     picture_format = _check(args)
-    reid = ReID.from_checkpoint(args.checkpoint, device=args.device)
+    options = options_from(InferenceConfig, args, INFERENCE_NAMES)
+    reid = ReID.from_checkpoint(args.checkpoint, device=options.device, max_pixels=options.max_image_pixels)
     match = reid.match(args.image_a, args.image_b)
     print(f"score: {match.score:.4f}")
     if args.out:

@@ -6,6 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from qaconv.config import SearchConfig, add_flags, flag_names
+from qaconv.config.flags import options_from
+
+SEARCH_NAMES = flag_names(SearchConfig)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -17,21 +22,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--index", required=True, metavar="INDEX", help="index folder")
     parser.add_argument("--query", required=True, nargs="+", metavar="IMG", help="query image(s)")
-    parser.add_argument("--topk", type=int, default=20, help="results per query (20)")
-    parser.add_argument(
-        "--shortlist",
-        type=int,
-        default=None,
-        metavar="N",
-        help="two-stage search: re-score only the N nearest entries by global descriptor "
-        "(default: exhaustive QAConv over the whole gallery)",
-    )
     parser.add_argument(
         "--checkpoint", default=None, help="checkpoint file or run folder (default: the one recorded in the index)"
     )
     parser.add_argument("--html", metavar="FILE", help="write a page with the query and ranked gallery thumbnails")
     parser.add_argument("--json", metavar="FILE", help="write the ranked lists as JSON")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (auto)")
+    add_flags(
+        parser, SearchConfig, SEARCH_NAMES, only=("topk", "shortlist", "device", "batch_size", "max_image_pixels")
+    )
     parser.add_argument(
         "--if-changed",
         choices=("warn", "refuse"),
@@ -66,21 +64,21 @@ def check_unchanged(index: Any, if_changed: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qaconv.errors import QAConvError
     from qaconv.inference import GalleryIndex, ReID
     from qaconv.io import atomic_write_json, atomic_write_text, make_parent
 
-    if args.topk < 1:
-        raise QAConvError(f"--topk must be at least 1, got {args.topk}")
+    options = options_from(SearchConfig, args, SEARCH_NAMES)
     for option, path in (("--json", args.json), ("--html", args.html)):
         if path:
             make_parent(path, option)  # before any work
     index = GalleryIndex.open(args.index)
     check_unchanged(index, args.if_changed)
-    reid = ReID.from_checkpoint(args.checkpoint or recorded_checkpoint(args.index, index.manifest), device=args.device)
-    result = reid.search(args.query, index, topk=args.topk, shortlist=args.shortlist)
+    checkpoint = args.checkpoint or recorded_checkpoint(args.index, index.manifest)
+    reid = ReID.from_checkpoint(checkpoint, device=options.device, batch_size=options.batch_size,
+                                max_pixels=options.max_image_pixels)  # fmt: skip
+    result = reid.search(args.query, index, topk=options.topk, shortlist=options.shortlist)
     rows = _print_results(args.query, result.paths, result.scores.tolist())
-    mode = "exhaustive" if args.shortlist is None else f"two-stage (shortlist {args.shortlist})"
+    mode = "exhaustive" if options.shortlist is None else f"two-stage (shortlist {options.shortlist})"
     if args.json:
         atomic_write_json(args.json, {"index": str(index.root), "search": mode, "queries": rows})
         print(f"wrote {args.json}")

@@ -6,7 +6,10 @@ import argparse
 import contextlib
 import secrets
 
-from qaconv.image_reader import DEFAULT_MAX_PIXELS
+from qaconv.config import InferenceConfig, add_flags, flag_names
+from qaconv.config.flags import options_from
+
+INFERENCE_NAMES = flag_names(InferenceConfig)
 
 MISSING = "qaconv serve needs the optional packages fastapi, uvicorn and python-multipart: pip install 'qaconv[serve]'"
 
@@ -29,13 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-upload-mb", type=float, default=10.0, metavar="MB", help="largest query upload accepted, MiB (10)"
     )
     parser.add_argument(
-        "--max-image-pixels",
-        type=int,
-        default=DEFAULT_MAX_PIXELS,
-        metavar="N",
-        help=f"largest query image accepted, in pixels, checked before decoding ({DEFAULT_MAX_PIXELS:,})",
-    )
-    parser.add_argument(
         "--allowed-host",
         action="append",
         default=[],
@@ -48,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="an access token every API request must carry (open the printed address, which includes it); "
         "'auto' makes a random one. Advised when --host is not a loopback address",
     )
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (auto)")
+    add_flags(parser, InferenceConfig, INFERENCE_NAMES, only=("device", "max_image_pixels"))
     parser.set_defaults(func=run)
 
 
@@ -59,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
         raise QAConvError(f"--port must be between 0 and 65535, got {args.port}")
     if args.max_upload_mb <= 0:
         raise QAConvError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
-    if args.max_image_pixels < 1:
-        raise QAConvError(f"--max-image-pixels must be at least 1, got {args.max_image_pixels}")
+    options = options_from(InferenceConfig, args, INFERENCE_NAMES)
     if args.token is not None and len(args.token) < 8 and args.token != "auto":
         raise QAConvError("--token must be at least 8 characters (or 'auto' for a random one)")
     try:
@@ -75,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
     service = GalleryService.open(
         args.index,
         args.checkpoint,
-        device=args.device,
+        device=options.device,
         max_upload_bytes=int(args.max_upload_mb * 2**20),
-        max_pixels=args.max_image_pixels,
+        max_pixels=options.max_image_pixels,
     )
     changes = service.index.changes()
     if changes:

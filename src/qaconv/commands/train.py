@@ -213,7 +213,7 @@ def train_in(
 ) -> None:
     """Train in the (locked) run folder `out` (on `records`: the checked training set), then evaluate on the
     test sets."""
-    from qaconv.engine import build_trainer
+    from qaconv.engine.assemble import build_trainer
 
     run_dir = RunDir(out)
     if ctx.is_main:
@@ -253,24 +253,15 @@ def _unevaluated(run_dir: RunDir, config: TrainConfig) -> list[str]:
 
 
 def evaluate_run(trainer: Any, config: TrainConfig, out: Path, only: list[str] | None = None) -> dict:
-    """Evaluate the trained model on every --testsets entry (or those in `only`) as `qaconv evaluate` does."""
-    e = config.evaluation
-    testsets = e.testsets if only is None else only
+    """Evaluate the trained model on every --testsets entry (or those in `only`) as `qaconv evaluate` does, with
+    the run's evaluation options."""
+    testsets = config.evaluation.testsets if only is None else only
     if not testsets:
         return {}
-    from qaconv.engine.evaluate import EvalOptions, run_evaluation
+    from qaconv.engine.evaluate import run_evaluation
 
-    options = EvalOptions(
-        batch_size=e.batch_size,
-        workers=config.run.workers,
-        prob_block=e.prob_block,
-        gal_block=e.gal_block,
-        dtype=e.dtype,
-        rerank=e.rerank,
-        tlift=e.tlift,
-    )
     # locked: train holds the run folder's lock, demo the lock of the demo folder above it
     return run_evaluation(
-        trainer.model, trainer.matcher, config.model.network(), testsets, config.data.data_dir, out, options,
-        trainer.device, locked=True,
+        trainer.model, trainer.matcher, config.model.network(), testsets, config.data.data_dir, out,
+        config.evaluation, trainer.device, workers=config.run.workers, locked=True,
     )  # fmt: skip

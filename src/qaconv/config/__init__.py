@@ -6,17 +6,22 @@ its model). `TrainConfig` holds every option of `qaconv train` in sections; ever
 """
 
 from qaconv.config.files import config_from_dict, config_to_dict, read_yaml, save_config
-from qaconv.config.flags import TRAIN_FLAGS, add_flags, flag, flag_names, given, namer
+from qaconv.config.flags import SYNTH_FLAGS, TRAIN_FLAGS, add_flags, flag, flag_names, given, namer
 from qaconv.config.presets import RECIPES, departures, recipe_config, resolve_recipe
 from qaconv.config.tree import (
+    ComputeConfig,
     DataConfig,
+    EvaluateConfig,
     EvaluationConfig,
+    InferenceConfig,
     ModelConfig,
     ModelOptions,
     OptimizationConfig,
     RunConfig,
     SamplerConfig,
     ScheduleConfig,
+    SearchConfig,
+    SynthConfig,
     TrainConfig,
     get_path,
     leaves,
@@ -28,13 +33,19 @@ __all__ = [
     "RECIPES",
     "TRAIN_FLAGS",
     "DataConfig",
+    "ComputeConfig",
+    "EvaluateConfig",
     "EvaluationConfig",
+    "InferenceConfig",
     "ModelConfig",
     "ModelOptions",
     "OptimizationConfig",
     "RunConfig",
     "SamplerConfig",
     "ScheduleConfig",
+    "SearchConfig",
+    "SYNTH_FLAGS",
+    "SynthConfig",
     "TrainConfig",
     "add_flags",
     "config_from_dict",

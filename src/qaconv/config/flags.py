@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from qaconv.config.options import base_type, spec_of
 from qaconv.config.tree import leaves
@@ -24,6 +25,9 @@ TRAIN_FLAGS = {
     "validation.sets": "val_sets",
     "validation.every": "val_every",
 }
+
+#: How `qaconv synth` names the options whose field names are long.
+SYNTH_FLAGS = {"num_ids": "ids", "num_cams": "cams"}
 
 #: Earlier names of options: still accepted as flags and as config-file keys (flat or nested), so old
 #: command lines and the config.yaml of old runs keep working.
@@ -101,3 +105,15 @@ def _comma_list(text: str) -> list[str]:
 def given(args: argparse.Namespace) -> dict[str, object]:
     """The options given on the command line, as {dotted path: value}."""
     return {key[5:].replace("__", "."): value for key, value in vars(args).items() if key.startswith("cfg__")}
+
+
+def options_from(cls: type, args: argparse.Namespace, names: dict[str, str]) -> Any:
+    """A validated `cls` (a tree of options) from the flags given on the command line; options not given keep
+    their defaults. Errors name the flag (`names`: {dotted path: flag name})."""
+    from qaconv.config.files import apply
+    from qaconv.config.tree import coerce_options, validate
+
+    values = coerce_options(cls, given(args), namer(names))
+    if cls.__dataclass_params__.frozen:  # a value (SynthConfig): checked when it is made
+        return cls(**values)
+    return validate(apply(cls(), values), namer(names))

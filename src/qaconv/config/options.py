@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import types
 import typing
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ _NONE = ("none", "null", "~", "")
 class Spec:
     """What a field's values may be: one of `choices`, or a number in [low, high] and > `above`; `shown` is
     how help texts state a default that depends on the machine (it is computed by a function). A text field
-    with `or_int` holds one of its `choices` or a whole number in [low, high] (`--gs-warmup auto` or `3`)."""
+    with `or_int` holds one of its `choices` or a whole number in [low, high] (`--gs-warmup auto` or `3`); with
+    `any_case` a choice may be written in any case (`--style b` is B)."""
 
     help: str
     choices: tuple[str, ...] | None = None
@@ -35,6 +37,7 @@ class Spec:
     above: float | None = None
     shown: str | None = None
     or_int: bool = False
+    any_case: bool = False
 
 
 def option(default: Any, help: str, **checks: Any) -> Any:
@@ -60,9 +63,12 @@ def base_type(kind: Any) -> tuple[type, bool]:
     return kind, False
 
 
-def coerce(value: Any, kind: Any, name: str, or_int: bool = False) -> Any:
-    """`value` as the type `kind` (int, float, bool, str, list[str], optionally | None), or a QAConvError;
-    `or_int`: a text option that also takes whole numbers (Spec.or_int), given as an int in YAML."""
+def coerce(value: Any, kind: Any, name: str, spec: Spec | None = None) -> Any:
+    """`value` as the type `kind` (int, float, bool, str, list[str], optionally | None), or a QAConvError; `spec`
+    (the field's): a text option that also takes whole numbers (given as an int in YAML), or whose choices may
+    be written in any case."""
+    spec = spec or Spec(help="")
+    or_int = spec.or_int
     plain, nullable = base_type(kind)
     if value is None or (nullable and isinstance(value, str) and value.strip().lower() in _NONE):
         if nullable:
@@ -80,6 +86,8 @@ def coerce(value: Any, kind: Any, name: str, or_int: bool = False) -> Any:
         return str(value)
     if not isinstance(value, str):
         raise QAConvError(f"{name}: expected text, got {value!r}")
+    if spec.any_case and spec.choices:
+        return next((choice for choice in spec.choices if choice.lower() == value.lower()), value)
     return value
 
 
@@ -101,15 +109,15 @@ def _to_int(value: Any, name: str) -> int:
         number = float(value) if isinstance(value, str) else value
         if isinstance(number, float) and number.is_integer():
             return int(number)
-        if isinstance(number, int):
-            return number
+        if isinstance(number, numbers.Integral):  # int, and NumPy's integers
+            return int(number)
     except (TypeError, ValueError):
         pass
     raise QAConvError(f"{name}: expected an integer, got {value!r}")
 
 
 def _to_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | str):
         raise QAConvError(f"{name}: expected a number, got {value!r}")
     try:
         return float(value)

@@ -28,9 +28,11 @@ from typing import Any
 from qaconv.config.options import check, coerce, option, spec_of
 from qaconv.cpus import default_workers
 from qaconv.errors import QAConvError
+from qaconv.image_reader import DEFAULT_MAX_PIXELS
 
 RECIPE_NAMES = ("auto", "paper", "warm", "scratch")
 EVAL_DTYPES = ("auto", "float32", "bfloat16", "float16")
+RERANK_DISTS = ("neg_score", "sigmoid")
 
 
 @dataclass
@@ -174,19 +176,45 @@ class ScheduleConfig:
 
 @dataclass
 class EvaluationConfig:
-    """How test sets are scored; shared by `qaconv evaluate` and the end of `qaconv train`."""
+    """How test sets are scored: `qaconv evaluate`'s options, and those of the test at the end of `qaconv train`
+    (docs/evaluation.md). `testsets` are names of data sets under the data folder or folders."""
 
     testsets: list[str] = option(
-        ["cuhk03_np_detected", "msmt17"], "comma-separated test sets evaluated at the end ('' for none)"
+        ["cuhk03_np_detected", "msmt17"],
+        "comma-separated test sets: names under the data folder (qaconv datasets) or folders ('' for none)",
     )
     batch_size: int = option(64, "images per feature-extraction batch", low=1)
     prob_block: int = option(256, "query maps per scoring block", low=1)
     gal_block: int = option(4096, "gallery maps per scoring block", low=1)
     dtype: str = option(
-        "auto", "scoring precision: auto (float16 on CUDA), float32, bfloat16 or float16", choices=EVAL_DTYPES
+        "auto",
+        "precision of the forward, the stored maps and the scoring: auto (float16 on CUDA, as the published "
+        "code; float32 elsewhere), float32, bfloat16 or float16 (CUDA only)",
+        choices=EVAL_DTYPES,
     )
     rerank: bool = option(False, "also report k-reciprocal re-ranking")
-    tlift: bool = option(False, "also report TLift (test sets with time information)")
+    tlift: bool = option(False, "also report TLift (test sets with time information only; after re-ranking if given)")
+    rerank_dist: str = option(
+        "neg_score",
+        "distance fed to re-ranking: neg_score (-score, the published code) or sigmoid (1 - sigmoid(score / 10))",
+        choices=RERANK_DISTS,
+    )
+    k1: int = option(20, "re-ranking: k-reciprocal neighbours", low=1)
+    k2: int = option(6, "re-ranking: query-expansion neighbours", low=1)
+    lambda_value: float = option(0.3, "re-ranking: weight of the original distance", low=0, high=1)
+    tau: float = option(100.0, "TLift: co-occurrence window in seconds", above=0)
+    sigma: float = option(200.0, "TLift: time-difference scale in seconds", above=0)
+    K: int = option(10, "TLift: top-K retrievals that define the pivots", low=1, high=100)
+    alpha: float = option(0.2, "TLift: fusion regulariser ((w + alpha) * score)", low=0)
+    save_scores: bool = option(False, "write <test>_score.npz and .mat (dense query x gallery scores)")
+    report: int = option(
+        0, "HTML + PNG report of the top-N ranked lists of the best and worst queries (0: none)", low=0
+    )
+    cache_dir: str | None = option(
+        None,
+        "keep extracted feature maps here, keyed by the weights, input size, dtype and each image's path, size "
+        "and modification time",
+    )
 
 
 @dataclass
@@ -206,13 +234,54 @@ class ValidationConfig:
 
 
 @dataclass
-class RunConfig:
-    """Where and how the run executes."""
+class ComputeConfig:
+    """Where a command computes and how many processes read its images: the same flags, meaning the same, in
+    every command."""
 
-    device: str = option("auto", "cpu, cuda, cuda:N, mps or auto")
-    workers: int = option(default_workers, "data loading processes", low=0, high=256, shown="4, at most the CPU count")
+    device: str = option("auto", "cpu, cuda, cuda:N, mps or auto (CUDA when there is one)")
+    workers: int = option(
+        default_workers, "data loading processes (0: in this process)", low=0, high=256, shown="4, at most the CPUs"
+    )
+
+
+@dataclass
+class RunConfig(ComputeConfig):
+    """Where and how a training run executes."""
+
     seed: int = option(0, "seed of every RNG (Python, NumPy, torch, samplers, augmentation)", low=0, high=2**32 - 1)
     deterministic: bool = option(False, "ask torch for deterministic kernels (slower on CUDA)")
+
+
+@dataclass
+class EvaluateConfig:
+    """Every option of `qaconv evaluate` besides its inputs and output (checkpoint, data folder, --out)."""
+
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    run: ComputeConfig = field(default_factory=ComputeConfig)
+
+
+@dataclass
+class InferenceConfig(ComputeConfig):
+    """The shared options of the commands that use a trained model on images (match, index, search, serve)."""
+
+    workers: int = option(0, "image-decoding processes (0: in this process)", low=0, high=256)
+    batch_size: int = option(64, "images per forward pass", low=1)
+    max_image_pixels: int = option(
+        DEFAULT_MAX_PIXELS, "largest image accepted, in pixels, checked from its header before decoding", low=1
+    )
+
+
+@dataclass
+class SearchConfig(InferenceConfig):
+    """`qaconv search`'s options: the shared ones, and how many hits and how they are found."""
+
+    topk: int = option(20, "results per query", low=1)
+    shortlist: int | None = option(
+        None,
+        "two-stage search: re-score only the N nearest entries by global descriptor (default: exhaustive QAConv "
+        "over the whole gallery)",
+        low=1,
+    )
 
 
 @dataclass
@@ -233,6 +302,36 @@ class TrainConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+
+SYNTH_STYLES = ("A", "B")  # the generator's styles (qaconv.data.synthetic.styles; a test checks they agree)
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything the bytes of a synthetic data set depend on: `qaconv synth`'s options (docs/synthetic.md,
+    "Options"), with `qaconv.data.synthetic.generate(out_dir, config)`.
+
+    How it is written (worker processes, replacing an earlier set) is up to `generate` and changes
+    no byte. `style` is stored upper-case; a value of the wrong type or out of its range raises a one-line
+    QAConvError naming the option.
+    """
+
+    num_ids: int = option(100, "identities, half train, half test (4-digit Market pids)", low=2, high=9999)
+    num_cams: int = option(6, "cameras (one digit in Market file names)", low=2, high=9)
+    seed: int = option(0, "random seed; the same seed writes the same bytes", low=0, high=2**32 - 1)
+    style: str = option("A", "domain: A or B", choices=SYNTH_STYLES, any_case=True)
+    images_per_id: int = option(10, "mean images per identity (2 cameras x 2 images at least)", low=4)
+    height: int = option(128, "image height in pixels", low=32, high=4096)
+    width: int = option(64, "image width in pixels", low=16, high=4096)
+    quality: int = option(90, "JPEG quality", low=1, high=100)
+    junk_fraction: float = option(0.1, "junk images (pid -1) per gallery image", low=0, high=1)
+    distractor_fraction: float = option(0.1, "distractor images (pid 0000) per gallery image", low=0, high=1)
+
+    def __post_init__(self) -> None:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name, value in coerce_options(SynthConfig, values, lambda path: path).items():
+            object.__setattr__(self, name, value)
 
 
 # ------------------------------------------------------------------------------------------------ walking
@@ -273,7 +372,7 @@ def coerce_options(cls: type, values: dict[str, Any], name: Any) -> dict[str, An
     out = {}
     for path, value in values.items():
         f, kind = fields[path]
-        out[path] = coerce(value, kind, name(path), spec_of(f).or_int)
+        out[path] = coerce(value, kind, name(path), spec_of(f))
         check(out[path], spec_of(f), name(path))
     return out
 

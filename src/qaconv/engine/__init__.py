@@ -1,9 +1,6 @@
 """Training and evaluation engine: the loops around the models, matcher and samplers.
 
-`build_trainer(config, run_dir)` is the one factory of a training run (qaconv.engine.assemble): every part a
-TrainConfig describes, handed to the `Trainer` (qaconv.engine.train).
+`qaconv.engine.assemble.build_trainer(config, run_dir)` is the one factory of a training run: every part a
+TrainConfig describes, handed to the `Trainer` (qaconv.engine.train). Nothing is imported here, so that
+importing one part of the engine (the demo's sizes, the command line) does not import torch.
 """
-
-from qaconv.engine.assemble import FROM_CONFIG, build_trainer
-
-__all__ = ["FROM_CONFIG", "build_trainer"]

@@ -82,12 +82,13 @@ def ensure_demo_data(
 
 def ensure_synthetic_set(folder: Path, num_ids: int, style: str, seed: int, height: int, width: int) -> Path:
     """A synthetic set with 4 cameras in `folder`, generated unless its meta.json already records these options."""
+    from qaconv.config import SynthConfig
     from qaconv.data.synthetic import generate
 
     meta = folder / "meta.json"
     wanted = {"num_ids": num_ids, "style": style, "seed": seed, "height": height, "width": width}
     if not meta.is_file() or any(json.loads(meta.read_text()).get(k) != v for k, v in wanted.items()):
         print(f"generating synthetic style {style}: {num_ids} identities -> {folder}", flush=True)
-        generate(folder, num_ids=num_ids, num_cams=4, seed=seed, style=style, height=height, width=width,
-                 overwrite=True)  # fmt: skip
+        config = SynthConfig(num_ids=num_ids, num_cams=4, seed=seed, style=style, height=height, width=width)
+        generate(folder, config, overwrite=True)
     return folder

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from qaconv.config import EvaluationConfig
 from qaconv.data.datasets import ReIDDataset
-from qaconv.engine.evaluate import EvalOptions, evaluate_dataset
+from qaconv.engine.evaluate import evaluate_dataset
 from qaconv.engine.features import extract_feature_maps
 from qaconv.errors import QAConvError
 
@@ -86,7 +87,7 @@ class Validator:
         self.every = every
         self.extract = {"height": height, "width": width, "batch_size": batch_size, "num_workers": workers}
         self.device = torch.device(device)
-        self.options = EvalOptions(batch_size=batch_size, workers=workers, dtype=dtype)
+        self.options = EvaluationConfig(batch_size=batch_size, dtype=dtype)
 
     def due(self, epoch: int) -> bool:
         """Whether the schedule of validations includes epoch `epoch` (1-based)."""

@@ -35,6 +35,7 @@ from qaconv.device import resolve_device
 from qaconv.engine.checkpoint import load_model, resolve_checkpoint, state_fingerprint
 from qaconv.engine.features import feature_map_batches
 from qaconv.errors import QAConvError
+from qaconv.image_reader import DEFAULT_MAX_PIXELS
 from qaconv.inference.correspondence import (
     DEFAULT_MAX_LINES,
     Correspondences,
@@ -93,31 +94,39 @@ class ReID:
         device: torch.device | str | None = None,
         checkpoint: str | os.PathLike | None = None,
         batch_size: int = 32,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         if batch_size < 1:
             raise QAConvError(f"batch_size must be at least 1, got {batch_size}")
+        if max_pixels < 1:
+            raise QAConvError(f"max_pixels must be at least 1, got {max_pixels}")
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.matcher = matcher.to(self.device).eval()
         self.config = config
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.batch_size = batch_size
+        self.max_pixels = max_pixels  # the largest image read, checked from its header (qaconv.image_reader)
         self._transform = build_test_transform(config.height, config.width)
         self._for_size = max(config.height, config.width)  # how images are decoded for this model (image_reader)
         self._fingerprint: str | None = None
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | os.PathLike, device: torch.device | str | None = None, batch_size: int = 32
+        cls,
+        path: str | os.PathLike,
+        device: torch.device | str | None = None,
+        batch_size: int = 32,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> ReID:
         """Load a checkpoint file or run folder (its last checkpoint); device None = CUDA if available.
 
         A checkpoint with NaN or infinite weights (a diverged training) is refused.
         """
         model, matcher, config = load_model(path)
-        return cls(
-            model, matcher, config, device=device, checkpoint=resolve_checkpoint(path).resolve(), batch_size=batch_size
-        )
+        checkpoint = resolve_checkpoint(path).resolve()
+        return cls(model, matcher, config, device=device, checkpoint=checkpoint, batch_size=batch_size,
+                   max_pixels=max_pixels)  # fmt: skip
 
     def __repr__(self) -> str:
         return f"ReID({dataclasses.asdict(self.config)}, device={self.device}, checkpoint={self.checkpoint})"
@@ -132,11 +141,11 @@ class ReID:
     # ------------------------------------------------------------------ images and maps
     def load(self, image: ImageLike) -> Image.Image:
         """One image as an RGB PIL image (paths are decoded; a bad file raises QAConvError naming it)."""
-        return load(image)
+        return load(image, self.max_pixels)
 
     def resized(self, image: ImageLike) -> Image.Image:
         """The image as the model sees it: RGB, resized to the input size (bicubic)."""
-        return Resize(self.config.height, self.config.width)(load(image, for_size=self._for_size))
+        return Resize(self.config.height, self.config.width)(load(image, self.max_pixels, self._for_size))
 
     def _batches(
         self, inputs: ImageInputs, batch_size: int, num_workers: int = 0, progress: str | None = None
@@ -153,7 +162,7 @@ class ReID:
         items = as_list(images)
         if not items:
             raise QAConvError("no images given")
-        inputs = ImageInputs(items, self._transform, for_size=self._for_size)
+        inputs = ImageInputs(items, self._transform, max_pixels=self.max_pixels, for_size=self._for_size)
         return torch.cat([maps for maps, _ in self._batches(inputs, self.batch_size)])
 
     def _maps(self, images: Images, name: str) -> Tensor:
@@ -169,7 +178,7 @@ class ReID:
 
     def match(self, a: ImageLike, b: ImageLike) -> Match:
         """Score one pair and explain it: per-location contributions and best matches (see Match.plot)."""
-        probe, gallery = load(a, for_size=self._for_size), load(b, for_size=self._for_size)
+        probe, gallery = (load(image, self.max_pixels, self._for_size) for image in (a, b))
         maps = self.extract([probe, gallery])
         corr = local_correspondences(self.matcher, maps[:1], maps[1:])
         return Match(float(corr.score.item()), corr, self.resized(probe), self.resized(gallery))
@@ -289,7 +298,8 @@ class ReID:
                       skip_bad_images: bool, progress: bool) -> None:  # fmt: skip
         """Extract `paths` into `writer`, each with its file's statistics as taken before it was read."""
         stats = [file_stat(path) for path in paths]
-        inputs = ImageInputs(paths, self._transform, skip_errors=True, for_size=self._for_size)
+        inputs = ImageInputs(paths, self._transform, skip_errors=True, max_pixels=self.max_pixels,
+                             for_size=self._for_size)  # fmt: skip
         batches = self._batches(inputs, batch_size, num_workers, "index" if progress else None)
         _write_batches(writer, batches, paths, stats, skip_bad_images)
 

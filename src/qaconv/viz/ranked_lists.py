@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from qaconv.data.loader import load_image
+from qaconv.image_reader import read_image
 from qaconv.viz.thumbnail_page import Thumb, ThumbRow, thumbnail_page
 
 THUMB = (64, 128)  # width, height of one thumbnail
@@ -40,7 +40,7 @@ def select_queries(ap: np.ndarray, num_show: int) -> tuple[list[int], list[int]]
 
 def _thumb(path: str, colour: tuple[int, int, int]) -> Image.Image:
     framed = Image.new("RGB", (THUMB[0] + 2 * BORDER, THUMB[1] + 2 * BORDER), colour)
-    framed.paste(load_image(path).resize(THUMB, Image.BILINEAR), (BORDER, BORDER))
+    framed.paste(read_image(path).resize(THUMB, Image.BILINEAR), (BORDER, BORDER))
     return framed
 
 

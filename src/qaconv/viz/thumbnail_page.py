@@ -13,8 +13,8 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from qaconv.data.loader import load_image
 from qaconv.errors import QAConvError
+from qaconv.image_reader import read_image
 
 THUMB_HEIGHT = 128
 STYLE = (
@@ -44,7 +44,7 @@ class ThumbRow:
 
 def _image_tag(thumb: Thumb) -> str:
     try:
-        image = load_image(thumb.path)
+        image = read_image(thumb.path)
     except QAConvError:
         return '<div class="missing">image not found</div>'
     width = max(1, round(image.width * THUMB_HEIGHT / image.height))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qaconv.data.synthetic import SPLIT_DIRS, generate
+from qaconv.data.synthetic import SPLIT_DIRS, SynthConfig, generate
 
 NAME = re.compile(r"^(-1|\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
 SMALL = {"num_ids": 12, "num_cams": 4, "images_per_id": 6, "height": 64, "width": 32}
@@ -36,5 +36,5 @@ def small_set(tmp_path_factory):
     """(root, meta, seconds) of a 12-id style-A set generated in this process."""
     root = tmp_path_factory.mktemp("synth") / "market"
     start = time.perf_counter()
-    meta = generate(root, seed=5, style="A", workers=1, **SMALL)
+    meta = generate(root, SynthConfig(seed=5, style="A", **SMALL), workers=1)
     return root, meta, time.perf_counter() - start

@@ -22,18 +22,19 @@ def test_options_are_checked(tmp_path):
         {"junk_fraction": 2.0},
     ):
         with pytest.raises(QAConvError):
-            generate(tmp_path / "x", **{**SMALL, **bad})
+            generate(tmp_path / "x", SynthConfig(**{**SMALL, **bad}))
     assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ({"seed": -1}, "seed must be >= 0, got -1"),
-        ({"num_ids": 12.5}, "num_ids must be an integer, got 12.5"),
-        ({"width": True}, "width must be an integer, got True"),
-        ({"distractor_fraction": float("nan")}, r"distractor_fraction must be in \[0, 1\], got nan"),
-        ({"junk_fraction": "0.1"}, r"junk_fraction must be in \[0, 1\]"),
+        ({"seed": -1}, "seed must be at least 0, got -1"),
+        ({"num_ids": 12.5}, "num_ids: expected an integer, got 12.5"),
+        ({"width": True}, "width: expected an integer, got True"),
+        ({"distractor_fraction": float("nan")}, "distractor_fraction must be a finite number, got nan"),
+        ({"junk_fraction": "lots"}, "junk_fraction: expected a number, got 'lots'"),
+        ({"num_cams": 12}, "num_cams must be at most 9, got 12"),
     ],
 )
 def test_each_error_names_the_option(bad, message):
@@ -45,4 +46,5 @@ def test_values_are_normalised():
     config = SynthConfig(style="b", num_ids=np.int64(40), seed=np.uint8(3), junk_fraction=0)
     assert (config.style, config.num_ids, config.seed) == ("B", 40, 3)
     assert type(config.num_ids) is int and type(config.seed) is int
-    assert config.junk_fraction == 0 and type(config.junk_fraction) is int  # meta.json keeps what was given
+    assert config.junk_fraction == 0 and type(config.junk_fraction) is float  # one type per option
+    assert SynthConfig(junk_fraction="0.25").junk_fraction == 0.25  # as a YAML file or a flag gives it

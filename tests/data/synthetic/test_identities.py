@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from qaconv.data.synthetic import generate
+from qaconv.data.synthetic import SynthConfig, generate
 from qaconv.data.synthetic.identities import family, population
 from tests.data.synthetic.conftest import NAME
 
@@ -80,6 +80,6 @@ def _histogram_rank1(root: Path) -> tuple[float, float]:
 def test_identities_are_consistent_across_cameras(tmp_path, style):
     """Learnable: even colour histograms re-identify people across cameras far above chance (and the
     task is far from solved by them)."""
-    generate(tmp_path / "set", num_ids=80, num_cams=6, seed=3, style=style, height=128, width=64)
+    generate(tmp_path / "set", SynthConfig(num_ids=80, num_cams=6, seed=3, style=style, height=128, width=64))
     rank1, chance = _histogram_rank1(tmp_path / "set")
     assert 4 * chance < rank1 < 0.9

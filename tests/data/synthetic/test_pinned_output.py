@@ -15,7 +15,7 @@ import numpy as np
 import PIL
 import pytest
 
-from qaconv.data.synthetic import generate
+from qaconv.data.synthetic import SynthConfig, generate
 from qaconv.folders import MARKER
 
 TINY = {"num_ids": 6, "num_cams": 3, "seed": 0, "images_per_id": 4, "height": 64, "width": 32}
@@ -60,7 +60,7 @@ def _versions() -> dict[str, str]:
 @pytest.fixture(scope="module", params=["A", "B"])
 def tiny_set(request, tmp_path_factory) -> tuple[str, Path]:
     root = tmp_path_factory.mktemp("pinned") / request.param
-    generate(root, style=request.param, workers=1, **TINY, **EXTRAS)
+    generate(root, SynthConfig(style=request.param, **TINY, **EXTRAS), workers=1)
     return request.param, root
 
 

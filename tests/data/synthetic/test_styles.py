@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from qaconv.data.synthetic import generate
+from qaconv.data.synthetic import SynthConfig, generate
 from qaconv.data.synthetic.styles import STYLE_TABLE, palette_colour
 from tests.data.synthetic.conftest import SMALL
 
@@ -29,7 +29,7 @@ def _channel_stats(root: Path) -> tuple[float, float]:
 def test_styles_are_different_domains(tmp_path, seed):
     stats = {}
     for style in ("A", "B"):
-        generate(tmp_path / style, seed=seed, style=style, workers=1, **SMALL)
+        generate(tmp_path / style, SynthConfig(seed=seed, style=style, **SMALL), workers=1)
         stats[style] = _channel_stats(tmp_path / style)
     (warm_a, sat_a), (warm_b, sat_b) = stats["A"], stats["B"]
     assert warm_b > warm_a + 15  # B: warm interior light

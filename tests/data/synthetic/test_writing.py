@@ -34,9 +34,9 @@ def test_round_trip_through_the_market_loader(small_set):
 
 def test_same_seed_same_bytes_whatever_the_workers(tmp_path):
     small = {**SMALL, "num_ids": 40}  # >= 200 images, so workers=2 really uses a process pool
-    generate(tmp_path / "a", seed=11, style="B", workers=1, **small)
-    generate(tmp_path / "b", seed=11, style="B", workers=2, **small)
-    generate(tmp_path / "c", seed=12, style="B", workers=1, **small)
+    generate(tmp_path / "a", SynthConfig(seed=11, style="B", **small), workers=1)
+    generate(tmp_path / "b", SynthConfig(seed=11, style="B", **small), workers=2)
+    generate(tmp_path / "c", SynthConfig(seed=12, style="B", **small), workers=1)
     a, b, c = (read_bytes(tmp_path / d) for d in "abc")
     assert sum(k.endswith(".jpg") for k in a) >= 200
     assert a == b
@@ -47,14 +47,12 @@ def test_same_seed_same_bytes_whatever_the_workers(tmp_path):
 
 def test_a_config_writes_what_the_same_options_write(tmp_path):
     options = {**SMALL, "seed": 3, "style": "b", "junk_fraction": 0.3}
-    meta = generate(tmp_path / "options", workers=1, **options)
-    assert generate(tmp_path / "config", config=SynthConfig(**options), workers=0) == meta
+    meta = generate(tmp_path / "options", SynthConfig(**options), workers=1)
+    assert generate(tmp_path / "config", SynthConfig(**options), workers=0) == meta
     assert read_bytes(tmp_path / "options") == read_bytes(tmp_path / "config")
-    with pytest.raises(QAConvError, match="not both"):
-        generate(tmp_path / "both", num_ids=20, config=SynthConfig(**options))
     with pytest.raises(QAConvError, match="config must be a SynthConfig"):
-        generate(tmp_path / "dict", config=options)
-    assert not (tmp_path / "both").exists() and not (tmp_path / "dict").exists()
+        generate(tmp_path / "dict", options)
+    assert not (tmp_path / "dict").exists()
 
 
 def test_small_generation_is_fast(small_set):
@@ -67,7 +65,7 @@ def test_small_generation_is_fast(small_set):
 @pytest.mark.slow
 def test_thousand_identities_under_a_minute(tmp_path):
     start = time.perf_counter()
-    meta = generate(tmp_path / "big", num_ids=1000, num_cams=6, seed=0, style="A", images_per_id=10)
+    meta = generate(tmp_path / "big", SynthConfig(num_ids=1000, num_cams=6, seed=0, style="A", images_per_id=10))
     seconds = time.perf_counter() - start
     assert sum(c["images"] for c in meta["counts"].values()) > 9000
     assert seconds < 60, f"took {seconds:.1f} s"
@@ -75,18 +73,18 @@ def test_thousand_identities_under_a_minute(tmp_path):
 
 def test_existing_data_set_needs_overwrite(tmp_path):
     root = tmp_path / "set"
-    generate(root, seed=1, workers=1, **SMALL)
+    generate(root, SynthConfig(seed=1, **SMALL), workers=1)
     (root / "notes.txt").write_text("mine")
     before = read_bytes(root)
     with pytest.raises(QAConvError, match="overwrite") as caught:
-        generate(root, seed=2, workers=1, **SMALL)
+        generate(root, SynthConfig(seed=2, **SMALL), workers=1)
     assert "overwrite=True" in str(caught.value) and "--overwrite" not in str(caught.value)  # API wording
     assert read_bytes(root) == before
     with pytest.raises(QAConvError, match=r"holds files that are not part of a data set \(notes.txt\)"):
-        generate(root, seed=2, workers=1, overwrite=True, **SMALL)  # replacing the folder would lose them
+        generate(root, SynthConfig(seed=2, **SMALL), workers=1, overwrite=True)  # replacing the folder would lose them
     assert read_bytes(root) == before
     (root / "notes.txt").unlink()
-    meta = generate(root, seed=2, workers=1, overwrite=True, **SMALL)
+    meta = generate(root, SynthConfig(seed=2, **SMALL), workers=1, overwrite=True)
     assert meta["seed"] == 2
     assert sum(1 for _ in root.rglob("*.jpg")) == sum(c["images"] for c in meta["counts"].values())
 
@@ -99,7 +97,7 @@ def test_an_interrupted_build_leaves_no_data_set_under_the_final_name(tmp_path, 
 
     monkeypatch.setattr(writing, "_write_images", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        generate(tmp_path / "set", seed=1, workers=1, **SMALL)
+        generate(tmp_path / "set", SynthConfig(seed=1, **SMALL), workers=1)
     assert not (tmp_path / "set").exists() and not list(tmp_path.iterdir())  # nor a hidden partial one left
 
 
@@ -109,7 +107,7 @@ def test_a_data_set_is_not_written_into_a_folder_of_another_kind(tmp_path, kind)
     folder.mkdir()
     (folder / ("checkpoint.pt" if kind == "run" else "manifest.json")).write_text("{}")
     with pytest.raises(QAConvError, match=f"out_dir {folder} is a qaconv {kind} folder, not a data set"):
-        generate(folder, seed=1, workers=1, overwrite=True, **SMALL)
+        generate(folder, SynthConfig(seed=1, **SMALL), workers=1, overwrite=True)
 
 
 def _unwritable(tmp_path: Path) -> list[tuple[Path, str]]:
@@ -125,7 +123,7 @@ def _unwritable(tmp_path: Path) -> list[tuple[Path, str]]:
 def test_an_output_folder_that_cannot_be_written_is_refused(tmp_path):
     for out, message in _unwritable(tmp_path):
         with pytest.raises(QAConvError, match=message) as caught:
-            generate(out, seed=1, workers=1, **SMALL)
+            generate(out, SynthConfig(seed=1, **SMALL), workers=1)
         assert str(caught.value).startswith(f"out_dir {out}")
         with pytest.raises(QAConvError, match=message) as caught:
             check_dataset_out(out, False, "--out")
@@ -135,5 +133,5 @@ def test_an_output_folder_that_cannot_be_written_is_refused(tmp_path):
 
 def test_negative_workers_are_refused(tmp_path):
     with pytest.raises(QAConvError, match="workers must be >= 0"):
-        generate(tmp_path / "x", workers=-3, **SMALL)
+        generate(tmp_path / "x", SynthConfig(**SMALL), workers=-3)
     assert not (tmp_path / "x").exists()

@@ -12,7 +12,7 @@ from PIL import Image
 from qaconv.cli import main
 from qaconv.config import ModelConfig
 from qaconv.data import create_dataset
-from qaconv.data.synthetic import generate
+from qaconv.data.synthetic import SynthConfig, generate
 from qaconv.engine.checkpoint import build_model, model_payload, save_checkpoint
 from qaconv.engine.features import extract_feature_maps
 from qaconv.lock import FolderLock
@@ -25,7 +25,7 @@ CONFIG = ModelConfig(arch="resnet18", ibn=None, final_layer="layer3", neck=16, h
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate")
-    generate(root / "data" / "market1501", num_ids=12, num_cams=3, seed=0, height=64, width=32, workers=1)
+    generate(root / "data" / "market1501", SynthConfig(num_ids=12, num_cams=3, seed=0, height=64, width=32), workers=1)
     torch.manual_seed(0)
     model, matcher = build_model(CONFIG)
     with torch.no_grad():
@@ -254,8 +254,8 @@ def test_an_out_that_is_a_file_is_refused(setup, tmp_path, capsys):
     [
         (["--K", "1000", "--tlift"], "--K must be at most 100"),
         (["--alpha", "-1"], "--alpha must be"),
-        (["--lambda-value", "2", "--rerank"], "--lambda-value must be in [0, 1]"),
-        (["--k2", "0", "--rerank"], "--k2 must be a positive integer"),
+        (["--lambda-value", "2", "--rerank"], "--lambda-value must be at most 1"),
+        (["--k2", "0", "--rerank"], "--k2 must be at least 1"),
     ],
 )
 def test_parameters_out_of_range_are_refused(setup, tmp_path, capsys, flags, message):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from qaconv.engine.evaluate import EvalOptions, rerank_maps
+from qaconv.config import EvaluationConfig
+from qaconv.engine.evaluate import rerank_maps
 from qaconv.errors import QAConvError
 from qaconv.matching import pair_scores
 from qaconv.metrics import k_reciprocal_rerank
@@ -29,7 +30,7 @@ def test_rerank_equals_dense_rerank_of_the_full_qaconv_distances(kind):
     full = -scores if kind == "neg_score" else 1 - torch.sigmoid(scores / 10)
     assert (full.max(dim=0).values > 0).all()  # the -score case needs positive column maxima
     expected = k_reciprocal_rerank(full.numpy(), 12, k1=5, k2=3)
-    opts = EvalOptions(prob_block=5, gal_block=8, k1=5, k2=3, rerank_dist=kind)
+    opts = EvaluationConfig(prob_block=5, gal_block=8, k1=5, k2=3, rerank_dist=kind)
     got = rerank_maps(matcher, q, g, options=opts, dtype=torch.float32, device=torch.device("cpu"))
     np.testing.assert_allclose(got, expected, atol=2e-3)
 
@@ -40,4 +41,6 @@ def test_rerank_with_positive_scores_only_names_the_option():
         matcher.logit_bn.running_mean.fill_(-50.0)  # every score > 0, so -score is never positive
     q, g, *_ = make_problem(num_query=4, num_gallery=6)
     with pytest.raises(QAConvError, match="--rerank-dist sigmoid"):
-        rerank_maps(matcher, q, g, options=EvalOptions(k1=3, k2=2), dtype=torch.float32, device=torch.device("cpu"))
+        rerank_maps(
+            matcher, q, g, options=EvaluationConfig(k1=3, k2=2), dtype=torch.float32, device=torch.device("cpu")
+        )

@@ -25,7 +25,7 @@ writing (output folder, worker processes, meta.json, `generate`). docs/synthetic
 the drawing and the options.
 """
 
-from qaconv.data.synthetic.config import SynthConfig
+from qaconv.config.tree import SynthConfig
 from qaconv.data.synthetic.planning import FPS, SPLIT_DIRS
 from qaconv.data.synthetic.styles import STYLES
 from qaconv.data.synthetic.writing import GENERATOR_VERSION, check_dataset_out, generate

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from qaconv.config.tree import SynthConfig
 from qaconv.data.synthetic.cameras import sample_camera
-from qaconv.data.synthetic.config import SynthConfig
 from qaconv.data.synthetic.identities import population
 from qaconv.data.synthetic.streams import (
     KIND_DISTRACTOR,

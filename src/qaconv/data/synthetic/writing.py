@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from qaconv.config.tree import SynthConfig
 from qaconv.cpus import usable_cpus
 from qaconv.data.synthetic.backgrounds import background
-from qaconv.data.synthetic.config import SynthConfig
 from qaconv.data.synthetic.planning import FPS, GALLERY, SPLIT_DIRS, Plan, Shot, make_plan
 from qaconv.data.synthetic.rendering import RenderJob, render_image
 from qaconv.errors import QAConvError
@@ -67,7 +67,8 @@ def _write_batch(batch: _Batch) -> int:
 
 
 def _write_images(batches: list[_Batch], workers: int) -> None:
-    if workers == 1 or sum(len(b.shots) for b in batches) < _POOL_MIN_IMAGES:
+    """Render and write every batch: in this process (workers 0 or 1, or a small set), else in a pool."""
+    if workers <= 1 or sum(len(b.shots) for b in batches) < _POOL_MIN_IMAGES:
         for batch in batches:
             _write_batch(batch)
         return
@@ -113,54 +114,29 @@ def _meta(plan: Plan, config: SynthConfig) -> dict[str, Any]:
 
 def generate(
     out_dir: str | os.PathLike,
-    num_ids: int = 100,
-    num_cams: int = 6,
-    seed: int = 0,
-    style: str = "A",
-    images_per_id: int = 10,
-    height: int = 128,
-    width: int = 64,
-    quality: int = 90,
-    junk_fraction: float = 0.1,
-    distractor_fraction: float = 0.1,
+    config: SynthConfig | None = None,
+    *,
     workers: int | None = None,
     overwrite: bool = False,
-    *,
-    config: SynthConfig | None = None,
 ) -> dict[str, Any]:
-    """Write a synthetic Market-1501-layout data set to out_dir and return its meta.json content.
+    """Write the synthetic Market-1501-layout data set that `config` describes (default: `SynthConfig()`) to
+    out_dir and return its meta.json content.
 
-    num_ids identities (half train, half test, like Market), seen by num_cams cameras; each
-    identity has about images_per_id images (uniform in [0.6, 1.4] x, at least 4) spread over
-    2..num_cams cameras, at least 2 per camera. Test identities give one query image per camera
-    they appear in; the rest go to the gallery (bounding_box_test), which also gets
-    round(gallery x distractor_fraction) distractors (pid 0000) and round(gallery x junk_fraction)
-    junk images (pid -1). style 'A' or 'B' picks the domain. Images are height x width JPEGs
-    (quality `quality`). `config`: a SynthConfig instead of those options (leave them at their
-    defaults). workers: processes (None or 0 = all CPUs; the output does not depend on it).
-    overwrite: replace a data set already in out_dir (a folder holding anything else is refused). The data set
-    is written under a hidden name beside out_dir and renamed when complete (qaconv.io.folder_swap).
+    config.num_ids identities (half train, half test, like Market), seen by config.num_cams cameras; each
+    identity has about images_per_id images (uniform in [0.6, 1.4] x, at least 4) spread over 2..num_cams
+    cameras, at least 2 per camera. Test identities give one query image per camera they appear in; the rest
+    go to the gallery (bounding_box_test), which also gets round(gallery x distractor_fraction) distractors
+    (pid 0000) and round(gallery x junk_fraction) junk images (pid -1). style 'A' or 'B' picks the domain.
+    Images are height x width JPEGs. workers: rendering processes (None: every usable CPU; 0: in this
+    process; the output does not depend on it). overwrite: replace a data set already in out_dir (a folder
+    holding anything else is refused). The data set is written under a hidden name beside out_dir and
+    renamed when complete (qaconv.io.folder_swap).
     """
-    options = SynthConfig(
-        num_ids=num_ids,
-        num_cams=num_cams,
-        seed=seed,
-        style=style,
-        images_per_id=images_per_id,
-        height=height,
-        width=width,
-        quality=quality,
-        junk_fraction=junk_fraction,
-        distractor_fraction=distractor_fraction,
-    )
-    if config is None:
-        config = options
-    elif not isinstance(config, SynthConfig):
+    config = SynthConfig() if config is None else config
+    if not isinstance(config, SynthConfig):
         raise QAConvError(f"config must be a SynthConfig, got {type(config).__name__}")
-    elif options != SynthConfig():
-        raise QAConvError("pass either a SynthConfig or the options it holds, not both")
     if workers is not None and int(workers) < 0:
-        raise QAConvError(f"workers must be >= 0 (0 or None: all CPUs), got {workers}")
+        raise QAConvError(f"workers must be >= 0 (0: in this process; None: every CPU), got {workers}")
     out = check_dataset_out(out_dir, overwrite)
     plan = make_plan(config)
     job = RenderJob(config.seed, config.style, config.height, config.width, plan.cameras)
@@ -169,7 +145,7 @@ def generate(
         with folder_swap(out) as folder:  # an interrupted run leaves `out` as it was, never half a data set
             for split in SPLIT_DIRS:
                 (folder / split).mkdir()
-            _write_images(_batches(plan, job, folder, config.quality), int(workers) if workers else usable_cpus())
+            _write_images(_batches(plan, job, folder, config.quality), usable_cpus() if workers is None else workers)
             atomic_write_json(folder / "meta.json", meta)
             mark(folder, DATASET)
     except OSError as exc:

@@ -3,7 +3,8 @@ k-reciprocal re-ranking and TLift, then results.json, score files and ranked-lis
 
 One concept per module:
 
-- `options`: `EvalOptions` (every setting, validated in one method) and the scoring dtype;
+- `options`: the scoring dtype of `qaconv.config.EvaluationConfig.dtype` on a device (the options are the
+  config tree's `EvaluationConfig`, declared once with their ranges);
 - `side`: `Side`, the ids, cameras and times of the queries or the gallery;
 - `streaming`: raw scores streamed into the ranking accumulator in query-row blocks, top-N lists;
 - `stages`: re-ranking and TLift on top of the QAConv scores;
@@ -18,7 +19,7 @@ docs/evaluation.md describes the outputs.
 
 from .cache import FeatureCache, split_maps
 from .maps import evaluate_dataset, evaluate_maps
-from .options import DTYPES, RERANK_DISTS, EvalOptions, resolve_eval_dtype
+from .options import DTYPES, resolve_eval_dtype
 from .outputs import format_table, merge_result, read_results, write_score_files
 from .result import STAGES, EvalResult
 from .runner import run_evaluation
@@ -30,9 +31,7 @@ from .testsets import file_stem, load_testset, load_testsets
 __all__ = [
     "DTYPES",
     "MAX_RANK",
-    "RERANK_DISTS",
     "STAGES",
-    "EvalOptions",
     "EvalResult",
     "FeatureCache",
     "Side",

@@ -19,11 +19,11 @@ import torch
 from torch import Tensor, nn
 
 from qaconv.config import ModelConfig
+from qaconv.config.tree import EvaluationConfig
 from qaconv.engine.checkpoint import save_checkpoint
 from qaconv.engine.features import extract_feature_maps
 from qaconv.errors import QAConvError
 
-from .options import EvalOptions
 from .testsets import file_stem
 
 
@@ -86,7 +86,8 @@ def split_maps(
     label: str,
     *,
     config: ModelConfig,
-    options: EvalOptions,
+    options: EvaluationConfig,
+    workers: int,
     dtype: torch.dtype,
     device: torch.device,
     cache: FeatureCache | None,
@@ -105,7 +106,7 @@ def split_maps(
         height=config.height,
         width=config.width,
         batch_size=options.batch_size,
-        num_workers=options.workers,
+        num_workers=workers,
         device=device,
         autocast_dtype=dtype,
         out_dtype=dtype,

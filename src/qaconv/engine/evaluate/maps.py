@@ -8,11 +8,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from qaconv.config import EvaluationConfig, flag_names, namer, validate
 from qaconv.data.datasets import ReIDDataset
 from qaconv.errors import QAConvError
 from qaconv.matching import QAConv
 
-from .options import EvalOptions, resolve_eval_dtype
+from .options import resolve_eval_dtype
 from .result import EvalResult
 from .side import Side
 from .stages import lift, rerank_maps
@@ -26,7 +27,7 @@ def evaluate_maps(
     query: Side,
     gallery: Side,
     *,
-    options: EvalOptions | None = None,
+    options: EvaluationConfig | None = None,
     num_cams: int | None = None,
     name: str | None = None,
     device: torch.device | str | None = None,
@@ -38,7 +39,7 @@ def evaluate_maps(
     its metrics use dist = 1 - lifted score, as the published code. `num_cams` (default: the largest
     camera id + 1) is TLift's camera count. `name` goes into error messages.
     """
-    options = options or EvalOptions()
+    options = validate(options or EvaluationConfig(), namer(flag_names(EvaluationConfig)))
     _check_sizes(q_maps, g_maps, query, gallery, name)
     device = torch.device(device) if device is not None else next(matcher.parameters()).device
     dtype = resolve_eval_dtype(options.dtype, device)
@@ -89,7 +90,7 @@ def _check_sizes(q_maps: Tensor, g_maps: Tensor, query: Side, gallery: Side, nam
 
 
 def _tlift_stage(
-    result: EvalResult, query: Side, gallery: Side, num_cams: int | None, options: EvalOptions
+    result: EvalResult, query: Side, gallery: Side, num_cams: int | None, options: EvaluationConfig
 ) -> np.ndarray:
     """TLift on 1 - re-ranked distance (or sigmoid(score / 10) without re-ranking); returns its distances.
 
@@ -113,7 +114,7 @@ def evaluate_dataset(
     g_maps: Tensor,
     ds: ReIDDataset,
     *,
-    options: EvalOptions | None = None,
+    options: EvaluationConfig | None = None,
     name: str | None = None,
     device: torch.device | str | None = None,
 ) -> EvalResult:

@@ -56,7 +56,7 @@ def write_score_files(
     import scipy.io
 
     if result.scores is None:
-        raise QAConvError("write_score_files: the evaluation did not keep the scores (EvalOptions.save_scores)")
+        raise QAConvError("write_score_files: the evaluation did not keep the scores (EvaluationConfig.save_scores)")
     fields: dict[str, Any] = {"score": result.scores}
     if result.rerank_dist is not None:
         fields["score_rerank"] = 1.0 - result.rerank_dist

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from qaconv.config import ModelConfig
+from qaconv.config import EvaluationConfig, ModelConfig, flag_names, namer, validate
+from qaconv.cpus import default_workers
 from qaconv.data.datasets import ReIDDataset
 from qaconv.engine.checkpoint import state_fingerprint
 from qaconv.errors import QAConvError
@@ -30,7 +31,7 @@ from qaconv.rundir import RESULTS
 
 from .cache import FeatureCache, split_maps
 from .maps import evaluate_dataset
-from .options import EvalOptions, resolve_eval_dtype
+from .options import resolve_eval_dtype
 from .outputs import format_table, merge_result, read_results, write_score_files
 from .result import EvalResult
 from .testsets import file_stem, load_testsets
@@ -45,9 +46,10 @@ def run_evaluation(
     testsets: list[str],
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
-    options: EvalOptions | None = None,
+    options: EvaluationConfig | None = None,
     device: torch.device | str | None = None,
     *,
+    workers: int | None = None,
     source: str | None = None,
     locked: bool = False,
 ) -> dict[str, dict[str, Any]]:
@@ -61,7 +63,8 @@ def run_evaluation(
     as soon as its test set is done; other entries are kept. `source` (e.g. the checkpoint path) is
     recorded. Returns {label: entry} as written.
     """
-    options = options or EvalOptions()
+    options = validate(options or EvaluationConfig(), namer(flag_names(EvaluationConfig)))
+    workers = default_workers() if workers is None else workers
     device = torch.device(device) if device is not None else next(model.parameters()).device
     out_dir = check_output(out_dir, EVALUATION, "--out", accepts=[RUN, DEMO])  # results are added, not replaced
     read_results(out_dir / RESULTS)  # a broken results.json fails now, not after the first test set
@@ -81,7 +84,7 @@ def run_evaluation(
         model.to(device)
         matcher.to(device)  # modes are left alone: extraction switches to eval and back, scoring is eval-mode math
         cache = FeatureCache(cache_folder, state_fingerprint(model, matcher, model_config)) if cache_folder else None
-        run = _Evaluation(model, matcher, model_config, out_dir, options, device, cache, source)
+        run = _Evaluation(model, matcher, model_config, out_dir, options, device, workers, cache, source)
         out = {label: run.record(label, ds) for label, ds in loaded}
     print(f"results: {out_dir / RESULTS}")
     return out
@@ -102,8 +105,9 @@ class _Evaluation:
     matcher: QAConv
     config: ModelConfig
     out_dir: Path
-    options: EvalOptions
+    options: EvaluationConfig
     device: torch.device
+    workers: int
     cache: FeatureCache | None
     source: str | None
 
@@ -128,7 +132,8 @@ class _Evaluation:
         options, device = self.options, self.device
         dtype = resolve_eval_dtype(options.dtype, device)
         start = time.perf_counter()
-        kwargs = {"config": self.config, "options": options, "dtype": dtype, "device": device, "cache": self.cache}
+        kwargs = {"config": self.config, "options": options, "workers": self.workers, "dtype": dtype,
+                  "device": device, "cache": self.cache}  # fmt: skip
         q_maps = split_maps(self.model, ds.query, "query", label, **kwargs)
         g_maps = split_maps(self.model, ds.gallery, "gallery", label, **kwargs)
         extract_seconds = time.perf_counter() - start
@@ -155,7 +160,9 @@ class _Evaluation:
         return entry
 
 
-def _write_files(out_dir: Path, label: str, ds: ReIDDataset, result: EvalResult, options: EvalOptions) -> list[Path]:
+def _write_files(
+    out_dir: Path, label: str, ds: ReIDDataset, result: EvalResult, options: EvaluationConfig
+) -> list[Path]:
     """The score files (--save-scores) and the ranked-list report (--report) of one test set."""
     files: list[Path] = []
     stem = file_stem(label)

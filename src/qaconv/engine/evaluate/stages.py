@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from qaconv.config.tree import EvaluationConfig
 from qaconv.errors import QAConvError
 from qaconv.matching import QAConv, pair_scores, score_blocks
 from qaconv.metrics import k_reciprocal_rerank_blockwise, tlift
 
-from .options import EvalOptions
 from .side import Side
 from .streaming import check_finite
 
@@ -42,7 +42,7 @@ class _QAConvDistances:
     lowest column maximum seen, to explain a failure of re-ranking's column normalisation."""
 
     def __init__(
-        self, matcher: QAConv, q_maps: Tensor, g_maps: Tensor, options: EvalOptions, dtype: torch.dtype, device
+        self, matcher: QAConv, q_maps: Tensor, g_maps: Tensor, options: EvaluationConfig, dtype: torch.dtype, device
     ) -> None:
         self.matcher, self.q_maps, self.g_maps = matcher, q_maps, g_maps
         self.options, self.dtype, self.device = options, dtype, device
@@ -81,7 +81,7 @@ def rerank_maps(
     q_maps: Tensor,
     g_maps: Tensor,
     *,
-    options: EvalOptions,
+    options: EvaluationConfig,
     dtype: torch.dtype,
     device: torch.device,
 ) -> np.ndarray:
@@ -105,7 +105,7 @@ def rerank_maps(
         raise
 
 
-def lift(score: np.ndarray, query: Side, gallery: Side, num_cams: int, options: EvalOptions) -> np.ndarray:
+def lift(score: np.ndarray, query: Side, gallery: Side, num_cams: int, options: EvaluationConfig) -> np.ndarray:
     """TLift of a [Q, G] similarity in [0, 1] with the sides' cameras and times."""
     return tlift(
         score,

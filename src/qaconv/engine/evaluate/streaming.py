@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from qaconv.config.tree import EvaluationConfig
 from qaconv.errors import QAConvError
 from qaconv.matching import QAConv, score_blocks
 from qaconv.metrics import RankAccumulator, RankResult, evaluate_rank
 
-from .options import EvalOptions
 from .side import Side
 
 MAX_RANK = 100
@@ -73,7 +73,7 @@ def stream_raw(
     query: Side,
     gallery: Side,
     *,
-    options: EvalOptions,
+    options: EvaluationConfig,
     dtype: torch.dtype,
     device: torch.device,
     keep: bool,
@@ -108,7 +108,13 @@ def stream_raw(
 
 
 def _score_rows(
-    matcher: QAConv, q_maps: Tensor, g_maps: Tensor, *, options: EvalOptions, dtype: torch.dtype, device: torch.device
+    matcher: QAConv,
+    q_maps: Tensor,
+    g_maps: Tensor,
+    *,
+    options: EvaluationConfig,
+    dtype: torch.dtype,
+    device: torch.device,
 ) -> Iterator[tuple[int, Tensor]]:
     """(first query, [rows, G] scores) for each query-row block, assembled from the gallery blocks; each
     block is a fresh tensor, so a consumer may keep reading the previous one."""
