@@ -8,9 +8,9 @@ import time
 import pytest
 
 from qaconv.cli import main
-from qaconv.commands.train import describe_recipe
 from qaconv.config import recipe_config
 from qaconv.engine.checkpoint import read_checkpoint, save_checkpoint
+from qaconv.engine.run import describe_recipe
 
 
 def train_args(synth, out, *extra):

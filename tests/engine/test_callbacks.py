@@ -15,7 +15,8 @@ from PIL import Image
 
 import qaconv.viz.curves
 from qaconv.config import ModelConfig
-from qaconv.engine.assemble import build_trainer, callbacks
+from qaconv.engine import callbacks
+from qaconv.engine.assemble import build_trainer
 from qaconv.engine.callbacks import Checkpointer, ConsoleLog, CurvePlot, MetricsLog, Progress, TensorBoardLog
 from qaconv.engine.checkpoint import load_model
 from qaconv.rundir import RunDir

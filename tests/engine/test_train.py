@@ -5,10 +5,10 @@ import torch
 import yaml
 
 from qaconv.cli import main
-from qaconv.commands.train import prepare_run_dir
 from qaconv.config import TrainConfig, config_from_dict, read_yaml, save_config
 from qaconv.engine.assemble import build_trainer
 from qaconv.engine.checkpoint import read_checkpoint
+from qaconv.engine.run import prepare_run_dir
 from qaconv.engine.train import Trainer
 from qaconv.errors import QAConvError
 from tests.engine.conftest import learning_config, tiny_config

@@ -108,8 +108,8 @@ def _metrics(raw: dict[str, float]) -> str:
 
 def train_and_test(config: TrainConfig, run_dir: Path, ctx: Any) -> tuple[Any, dict[str, Any]]:
     """Replace the previous demo run in `run_dir`, train, and evaluate on both test sets."""
-    from qaconv.commands.train import describe_recipe, evaluate_run, prepare_run_dir, remove_temporary_files
     from qaconv.engine.assemble import build_trainer
+    from qaconv.engine.run import describe_recipe, evaluate_run, prepare_run_dir, remove_temporary_files
 
     if run_dir.is_dir() and any(run_dir.iterdir()):
         print(f"replacing the previous demo run in {run_dir}")

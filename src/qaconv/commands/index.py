@@ -83,13 +83,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_update(args: argparse.Namespace) -> int:
-    from qaconv.commands.search import recorded_checkpoint
     from qaconv.inference import GalleryIndex, ReID
 
     options = options_from(InferenceConfig, args, INFERENCE_NAMES)
     start = time.perf_counter()
     index = GalleryIndex.open(args.index)
-    checkpoint = args.checkpoint or recorded_checkpoint(args.index, index.manifest)
+    checkpoint = args.checkpoint or index.recorded_checkpoint()
     reid = ReID.from_checkpoint(checkpoint, device=options.device, max_pixels=options.max_image_pixels)
     index, counts = reid.update_index(
         args.index,

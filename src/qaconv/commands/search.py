@@ -40,29 +40,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def recorded_checkpoint(index: str, manifest: dict[str, Any]) -> str:
-    """The checkpoint an index was built with, when it is still there (the default of --checkpoint)."""
-    from qaconv.errors import QAConvError
-
-    recorded = manifest.get("checkpoint")
-    if not recorded or not Path(recorded).exists():
-        raise QAConvError(f"index {index} records checkpoint {recorded}, which is not found; pass --checkpoint")
-    return recorded
-
-
-def check_unchanged(index: Any, if_changed: str) -> None:
-    """Warn (or refuse, with --if-changed refuse) when images of the index changed on disk since they were indexed."""
-    import warnings
-
-    from qaconv.errors import QAConvError
-
-    changes = index.changes()
-    if changes and if_changed == "refuse":
-        raise QAConvError(changes.describe(index.root))
-    if changes:
-        warnings.warn(changes.describe(index.root), UserWarning, stacklevel=2)
-
-
 def run(args: argparse.Namespace) -> int:
     from qaconv.inference import GalleryIndex, ReID
     from qaconv.io import atomic_write_json, atomic_write_text, make_parent
@@ -72,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
         if path:
             make_parent(path, option)  # before any work
     index = GalleryIndex.open(args.index)
-    check_unchanged(index, args.if_changed)
-    checkpoint = args.checkpoint or recorded_checkpoint(args.index, index.manifest)
+    index.check_unchanged(args.if_changed)
+    checkpoint = args.checkpoint or index.recorded_checkpoint()
     reid = ReID.from_checkpoint(checkpoint, device=options.device, batch_size=options.batch_size,
                                 max_pixels=options.max_image_pixels)  # fmt: skip
     result = reid.search(args.query, index, topk=options.topk, shortlist=options.shortlist)

@@ -6,7 +6,7 @@ its model). `TrainConfig` holds every option of `qaconv train` in sections; ever
 """
 
 from qaconv.config.files import config_from_dict, config_to_dict, read_yaml, save_config
-from qaconv.config.flags import SYNTH_FLAGS, TRAIN_FLAGS, add_flags, flag, flag_names, given, namer
+from qaconv.config.flags import SYNTH_FLAGS, TRAIN_FLAGS, TRAIN_NAMES, add_flags, flag, flag_names, given, namer
 from qaconv.config.presets import RECIPES, departures, recipe_config, resolve_recipe
 from qaconv.config.tree import (
     ComputeConfig,
@@ -32,6 +32,7 @@ from qaconv.config.tree import (
 __all__ = [
     "RECIPES",
     "TRAIN_FLAGS",
+    "TRAIN_NAMES",
     "DataConfig",
     "ComputeConfig",
     "EvaluateConfig",

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from qaconv.config.options import base_type, spec_of
-from qaconv.config.tree import leaves
+from qaconv.config.tree import TrainConfig, leaves
 
 #: How `qaconv train` names options whose field name alone is ambiguous or historical. The same names are
 #: the keys of the flat config.yaml files written before the tree existed.
@@ -25,6 +25,9 @@ TRAIN_FLAGS = {
     "validation.sets": "val_sets",
     "validation.every": "val_every",
 }
+
+#: The flag name of every option of `qaconv train` ({dotted path: name}), filled in at the end of this module.
+TRAIN_NAMES: dict[str, str] = {}
 
 #: How `qaconv synth` names the options whose field names are long.
 SYNTH_FLAGS = {"num_ids": "ids", "num_cams": "cams"}
@@ -117,3 +120,6 @@ def options_from(cls: type, args: argparse.Namespace, names: dict[str, str]) -> 
     if cls.__dataclass_params__.frozen:  # a value (SynthConfig): checked when it is made
         return cls(**values)
     return validate(apply(cls(), values), namer(names))
+
+
+TRAIN_NAMES.update(flag_names(TrainConfig, TRAIN_FLAGS))

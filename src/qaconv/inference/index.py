@@ -22,6 +22,7 @@ import datetime
 import errno
 import json
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,6 +77,21 @@ class GalleryIndex:
     paths: list[str]
     manifest: dict[str, Any]
     stats: np.ndarray | None = None
+
+    def recorded_checkpoint(self) -> str:
+        """The checkpoint the index was built with, when it is still there (the default of --checkpoint)."""
+        recorded = self.manifest.get("checkpoint")
+        if not recorded or not Path(recorded).exists():
+            raise QAConvError(f"index {self.root} records checkpoint {recorded}, which is not found; pass --checkpoint")
+        return recorded
+
+    def check_unchanged(self, if_changed: str = "warn") -> None:
+        """Warn (or refuse, with `if_changed` "refuse") when images changed on disk since they were indexed."""
+        changes = self.changes()
+        if changes and if_changed == "refuse":
+            raise QAConvError(changes.describe(self.root))
+        if changes:
+            warnings.warn(changes.describe(self.root), UserWarning, stacklevel=2)
 
     def changes(self) -> IndexChanges:
         """Which of the index's images changed or disappeared since they were indexed (one stat per image)."""
