@@ -1,12 +1,8 @@
 """qaconv: generalizable person re-identification with QAConv and Graph Sampling (Liao & Shao, CVPR 2022)."""
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-try:
-    __version__ = version("qaconv")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
+from qaconv.version import __version__
 
 __all__ = ["ReID", "__version__"]
 

@@ -8,8 +8,9 @@ import pkgutil
 import sys
 import warnings
 
-from qaconv import __version__, commands
+from qaconv import commands
 from qaconv.errors import QAConvError
+from qaconv.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:

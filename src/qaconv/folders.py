@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qaconv.errors import QAConvError
+from qaconv.io import atomic_write_json, make_parent
 from qaconv.rundir import BEST, CHECKPOINT, METRICS, RESULTS
+from qaconv.version import __version__
 
 MARKER = ".qaconv-folder"
 
@@ -64,9 +66,6 @@ def kind_of(folder: str | os.PathLike) -> FolderKind | None:
 
 def mark(folder: str | os.PathLike, kind: FolderKind) -> None:
     """Write `folder`'s marker (the folder must exist)."""
-    from qaconv import __version__
-    from qaconv.io import atomic_write_json
-
     atomic_write_json(Path(folder) / MARKER, {"kind": kind.name, "qaconv": __version__})
 
 
@@ -124,8 +123,6 @@ def expect_kind(path: str | os.PathLike, option: str, kinds: Iterable[FolderKind
 
 
 def _create_parent(out: Path, option: str) -> None:
-    from qaconv.io import make_parent
-
     make_parent(out, option)
     _check_writable(out.parent, option, out)
 

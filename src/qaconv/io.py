@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from qaconv.checksum import seal
 from qaconv.errors import QAConvError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -159,8 +160,6 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """torch.save `obj` to `path` atomically, sealed with its sha256 checksum (`qaconv.checksum`)."""
     import torch
-
-    from qaconv.checksum import seal
 
     def write(f: IO[bytes]) -> None:
         torch.save(obj, f)

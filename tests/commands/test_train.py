@@ -1,23 +1,20 @@
-"""`qaconv train` as a user meets it: checks before work, the run-folder lock, interruptions and resume."""
+"""`qaconv train` as a user meets it: checks before work, the run-folder lock, interruptions and resume, its flags,
+the files a run writes, and a resumed run whose changed options take effect and are recorded, or are refused with
+the reason."""
 
+import dataclasses
 import json
 import subprocess
 import sys
 import time
 
 import pytest
+import torch
+import yaml
 
 from qaconv.cli import main
-from qaconv.config import recipe_config
 from qaconv.engine.checkpoint import read_checkpoint, save_checkpoint
-from qaconv.engine.run import describe_recipe
-
-
-def train_args(synth, out, *extra):
-    args = ["train", "--out", str(out), "--dataset", str(synth / "A"), "--testsets", str(synth / "B")]
-    args += ["--arch", "resnet18", "--final-layer", "layer2", "--neck", "8", "--height", "32", "--width", "16"]
-    args += ["--pretrained", "none", "--batch-size", "8", "--max-epochs", "2", "--max-iters-per-epoch", "2"]
-    return [*args, "--workers", "0", "--device", "cpu", *extra]
+from tests.commands.conftest import train_args
 
 
 def one_line_error(capsys, code, text):
@@ -182,19 +179,6 @@ def test_a_data_set_path_that_does_not_exist_is_called_that(synth, tmp_path, cap
     one_line_error(capsys, main(args), f"data set not found: {tmp_path / 'missing'} does not exist")
 
 
-def test_the_recipe_line_names_the_values_used_and_advises_a_warmup_when_graph_sampling_has_none():
-    bare = describe_recipe(recipe_config({"pretrained": None}))
-    assert bare.startswith("recipe: scratch") and "warmup_loss pairwise" in bare and "gs_warmup auto" in bare
-    assert "--gs-warmup 0:" not in bare
-    none = describe_recipe(recipe_config({"pretrained": None, "gs_warmup": 0}))
-    assert "gs_warmup 0" in none and "--gs-warmup 0: graph sampling starts on random features" in none
-    assert "--gs-warmup 0:" not in describe_recipe(recipe_config({"pretrained": None, "gs_warmup_epochs": 2}))
-    assert "--gs-warmup 0:" not in describe_recipe(recipe_config({"pretrained": None, "sampler": "pk", "gs_warmup": 0}))
-    assert describe_recipe(recipe_config({})) == "recipe: paper (QAConv 2.1)"
-    warm = describe_recipe(recipe_config({"init_from": "runs/a"}))
-    assert warm == "recipe: warm (a warm start; docs/training.md): logit_scale_floor 1.0"
-
-
 # ------------------------------------------------------------------------- audit cases E1-E16 (docs/reliability.md)
 
 
@@ -312,3 +296,153 @@ def test_e17_a_run_whose_checkpoints_would_not_fit_is_refused_before_the_first_e
     one_line_error(capsys, main(train_args(synth, tmp_path / "run", "--testsets", "")),
                    "the run's checkpoints will need about")  # fmt: skip
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+# ------------------------------------------------------------------------------------- options, a run, validation
+
+
+def test_every_evaluation_option_is_a_flag_of_qaconv_evaluate_and_of_qaconv_train():
+    from qaconv.cli import build_parser
+    from qaconv.config import EvaluationConfig, given
+
+    args = build_parser().parse_args(["evaluate", "--checkpoint", "c", "--testset", "t", "--k1", "7", "--k2", "3",
+                                      "--lambda-value", "0.5", "--K", "5", "--workers", "2"])  # fmt: skip
+    assert given(args) == {"evaluation.testsets": ["t"], "evaluation.k1": 7, "evaluation.k2": 3,
+                           "evaluation.lambda_value": 0.5, "evaluation.K": 5, "run.workers": 2}  # fmt: skip
+    train = given(build_parser().parse_args(["train", "--k1", "9", "--save-scores", "--eval-batch", "8"]))
+    assert train == {"evaluation.k1": 9, "evaluation.save_scores": True, "evaluation.batch_size": 8}
+    assert {f.name for f in dataclasses.fields(EvaluationConfig)} >= {"k1", "tau", "cache_dir", "report"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--sampler", "random"], "--sampler must be one of gs, pk"),
+        (["--loss", "arcface"], "--loss must be one of triplet, pairwise"),
+        (["--dataset", "nosuch"], "unknown data set"),
+        (["--amp", "fp16"], "--amp fp16 needs a CUDA device"),
+        (["--batch-size", "7"], "must be a positive multiple of num_instances"),
+    ],
+)
+def test_bad_train_options_give_one_line_errors(synth, tmp_path, capsys, flags, message):
+    args = ["train", "--out", str(tmp_path / "r"), "--dataset", str(synth / "A"), "--pretrained", "none"]
+    args += ["--arch", "resnet18", "--height", "32", "--width", "16", "--device", "cpu", "--testsets", ""]
+    assert main(args + flags) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_cli_trains_and_evaluates_the_unseen_style(synth, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    args = ["train", "--out", str(run_dir), "--dataset", str(synth / "A"), "--testsets", str(synth / "B")]
+    args += ["--arch", "resnet18", "--final-layer", "layer2", "--neck", "8", "--height", "32", "--width", "16"]
+    args += ["--pretrained", "none", "--batch-size", "8", "--max-epochs", "1", "--max-iters-per-epoch", "2"]
+    args += ["--workers", "0", "--device", "cpu"]
+    assert main(args) == 0
+    results = json.loads((run_dir / "results.json").read_text())
+    assert "B" in results
+    assert main(args) == 2  # the folder now holds a run
+    assert "already holds a run" in capsys.readouterr().err
+
+
+def test_cli_validation_shows_in_the_log_the_metrics_tensorboard_and_the_curves(synth, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    args = ["train", "--out", str(run_dir), "--dataset", str(synth / "A"), "--testsets", "", "--val-share", "0.25"]
+    args += ["--arch", "resnet18", "--final-layer", "layer2", "--neck", "8", "--height", "32", "--width", "16"]
+    args += ["--pretrained", "none", "--batch-size", "8", "--max-epochs", "2", "--max-iters-per-epoch", "2"]
+    args += ["--workers", "0", "--device", "cpu", "--val-sets", str(synth / "B")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "held-out Rank-1" in out and ", B Rank-1" in out
+    last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert set(last["val"]) == {"held-out", "B"} and last["val_mAP"] == pytest.approx(
+        (last["val"]["held-out"]["mAP"] + last["val"]["B"]["mAP"]) / 2
+    )
+    assert (run_dir / "training_curves.png").is_file()
+    events = list((run_dir / "tensorboard").glob("events.*"))
+    if events:  # tensorboard is installed
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        tags = EventAccumulator(str(run_dir / "tensorboard")).Reload().Tags()["scalars"]
+        assert {"val/held-out/mAP", "val/B/rank1"} <= set(tags)
+    assert torch.load(run_dir / "best.pt", weights_only=False)["best_val_map"] == max(
+        json.loads(line)["val_mAP"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+    )
+
+
+# ------------------------------------------------------------------------------------- options changed on resume
+
+
+def lines(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def resume(run, *extra):
+    return main(["train", "--resume", str(run), "--max-epochs", "4", *extra])
+
+
+def test_a_learning_rate_given_on_resume_trains_from_the_next_epoch_and_is_recorded(stopped_run, capsys):
+    assert resume(stopped_run, "--lr", "0.05") == 0
+    out = capsys.readouterr().out
+    assert "resuming with changed options: --lr 0.05 (was 0.01), --max-epochs 4 (was 2)" in out
+    history = lines(stopped_run)
+    assert history[2]["changed"] == {
+        "optimization.lr": {"before": 0.01, "after": 0.05},
+        "schedule.max_epochs": {"before": 2, "after": 4},
+    }
+    assert "changed" not in history[3]
+    assert history[2]["lr"] == pytest.approx([0.05] * 3)  # backbone (1x in the scratch recipe), neck, matcher
+    assert history[3]["lr"] == pytest.approx([0.005] * 3)  # the fixed schedule's decay after epoch 4
+    assert yaml.safe_load((stopped_run / "config.yaml").read_text())["optimization"]["lr"] == 0.05
+    assert read_checkpoint(stopped_run)["config"]["optimization"]["lr"] == 0.05
+
+
+def test_a_learning_rate_edited_in_config_yaml_takes_effect_the_same_way(stopped_run, capsys):
+    config = yaml.safe_load((stopped_run / "config.yaml").read_text())
+    config["optimization"]["lr"] = 0.02
+    config["optimization"]["weight_decay"] = 0.001
+    (stopped_run / "config.yaml").write_text(yaml.safe_dump(config))
+    assert resume(stopped_run) == 0
+    assert set(lines(stopped_run)[2]["changed"]) == {
+        "optimization.lr",
+        "optimization.weight_decay",
+        "schedule.max_epochs",
+    }
+    optimizer = read_checkpoint(stopped_run)["optimizer"]
+    assert [g["weight_decay"] for g in optimizer["param_groups"]] == [0.001] * 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--seed", "5"], "--seed 5 differs from the run's 0, and the random state continues from the checkpoint"),
+        (["--batch-size", "4"], "--batch-size 4 differs from the run's 8, and the batch sampler's state"),
+        (["--loss", "triplet"], "--loss triplet differs from the run's pairwise, and a different loss"),
+        (["--margin", "8"], "--margin 8.0 differs from the run's 16.0"),
+        (["--sampler", "pk"], "--sampler pk differs from the run's gs"),
+        (["--pretrained", "imagenet"], "a resumed run's weights come from its checkpoint"),
+        (["--recipe", "paper"], "a recipe is a set of options"),
+        (["--neck", "16"], "--neck 16 differs from the run's 8, and a run's network cannot change"),
+    ],
+)
+def test_a_change_that_cannot_take_effect_is_refused_with_the_reason_before_any_work(stopped_run, capsys, extra,
+                                                                                      words):  # fmt: skip
+    before = (stopped_run / "checkpoint.pt").read_bytes()
+    one_line_error(capsys, resume(stopped_run, *extra), words)
+    assert (stopped_run / "checkpoint.pt").read_bytes() == before and len(lines(stopped_run)) == 2
+
+
+def test_the_step_cannot_move_once_the_rates_were_decayed(synth, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(synth, out, "--testsets", "", "--step-factor", "1", "--max-epochs", "2")) == 0
+    one_line_error(capsys, resume(out, "--step-factor", "3"), "the learning rates were decayed already")
+    assert resume(out, "--step-factor", "1") == 0  # the same value is no change
+
+
+def test_the_warm_up_can_change_before_graph_sampling_starts_but_not_after(synth, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(synth, out, "--testsets", "", "--gs-warmup", "3", "--max-epochs", "1")) == 0
+    assert main(["train", "--resume", str(out), "--max-epochs", "3", "--gs-warmup", "1"]) == 0
+    assert [h["sampling"] for h in lines(out)] == ["pk", "graph", "graph"]
+    one_line_error(capsys, main(["train", "--resume", str(out), "--max-epochs", "4", "--gs-warmup", "2"]),
+                   "--gs-warmup 2 differs from the run's 1, and graph sampling has started already")  # fmt: skip

@@ -68,3 +68,13 @@ def test_a_warmup_is_auto_or_a_number_of_epochs(value, expected):
 def test_a_warmup_that_is_neither_auto_nor_a_number_is_refused_by_name(value):
     with pytest.raises(QAConvError, match=r"config: sampler.gs_warmup"):
         config_from_dict(TrainConfig, {"gs_warmup": value})
+
+
+def test_config_round_trip(tmp_path):
+    config = config_from_dict(TrainConfig, {"testsets": ["market1501"], "lr": 0.1, "ibn": None})
+    save_config(config, tmp_path / "c.yaml")
+    assert load(tmp_path / "c.yaml") == config
+    assert yaml.safe_load((tmp_path / "c.yaml").read_text())["optimization"]["lr"] == 0.1
+    (tmp_path / "bad.yaml").write_text("lr: 0.1\nlearning_rate: 2\n")
+    with pytest.raises(QAConvError, match="unknown key.*learning_rate"):
+        load(tmp_path / "bad.yaml")

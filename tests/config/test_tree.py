@@ -1,12 +1,16 @@
-"""One validation pass over the tree: types, ranges and the rules that tie options together."""
+"""One validation pass over the tree: types, ranges and the rules that tie options together; SynthConfig checks
+every option when the config is made, before any file is touched."""
 
 import dataclasses
 import re
 
+import numpy as np
 import pytest
 
-from qaconv.config import TrainConfig, leaves, validate
+from qaconv.config import SynthConfig, TrainConfig, leaves, validate
+from qaconv.data.synthetic import generate
 from qaconv.errors import QAConvError
+from tests.data.synthetic.conftest import SMALL
 
 
 def test_defaults_are_the_papers_and_valid():
@@ -64,19 +68,6 @@ def test_evaluation_options_out_of_range_are_refused_by_their_flag(bad, message)
         validate(EvaluationConfig(**bad), namer(flag_names(EvaluationConfig)))
 
 
-def test_every_evaluation_option_is_a_flag_of_qaconv_evaluate_and_of_qaconv_train():
-    from qaconv.cli import build_parser
-    from qaconv.config import EvaluationConfig, given
-
-    args = build_parser().parse_args(["evaluate", "--checkpoint", "c", "--testset", "t", "--k1", "7", "--k2", "3",
-                                      "--lambda-value", "0.5", "--K", "5", "--workers", "2"])  # fmt: skip
-    assert given(args) == {"evaluation.testsets": ["t"], "evaluation.k1": 7, "evaluation.k2": 3,
-                           "evaluation.lambda_value": 0.5, "evaluation.K": 5, "run.workers": 2}  # fmt: skip
-    train = given(build_parser().parse_args(["train", "--k1", "9", "--save-scores", "--eval-batch", "8"]))
-    assert train == {"evaluation.k1": 9, "evaluation.save_scores": True, "evaluation.batch_size": 8}
-    assert {f.name for f in dataclasses.fields(EvaluationConfig)} >= {"k1", "tau", "cache_dir", "report"}
-
-
 def test_the_choices_of_the_tree_are_the_names_the_registries_and_presets_hold():
     """The tree declares each choice list once for its flags, docs and checks; the parts are registered by name
     elsewhere (a loss, a sampler, a recipe, a synthetic style): the two must agree."""
@@ -94,3 +85,46 @@ def test_the_choices_of_the_tree_are_the_names_the_registries_and_presets_hold()
     assert set(RECIPE_NAMES) == {"auto", *RECIPES}
     assert set(SYNTH_STYLES) == set(STYLES)
     assert spec_of(dataclasses.fields(SynthConfig)[3]).choices == SYNTH_STYLES
+
+
+# ----------------------------------------------------------------------------------------------------- SynthConfig
+
+
+def test_options_are_checked(tmp_path):
+    for bad in (
+        {"style": "C"},
+        {"num_cams": 10},
+        {"num_cams": 1},
+        {"num_ids": 1},
+        {"images_per_id": 3},
+        {"height": 16},
+        {"quality": 0},
+        {"junk_fraction": 2.0},
+    ):
+        with pytest.raises(QAConvError):
+            generate(tmp_path / "x", SynthConfig(**{**SMALL, **bad}))
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"seed": -1}, "seed must be at least 0, got -1"),
+        ({"num_ids": 12.5}, "num_ids: expected an integer, got 12.5"),
+        ({"width": True}, "width: expected an integer, got True"),
+        ({"distractor_fraction": float("nan")}, "distractor_fraction must be a finite number, got nan"),
+        ({"junk_fraction": "lots"}, "junk_fraction: expected a number, got 'lots'"),
+        ({"num_cams": 12}, "num_cams must be at most 9, got 12"),
+    ],
+)
+def test_each_error_names_the_option(bad, message):
+    with pytest.raises(QAConvError, match=message):
+        SynthConfig(**bad)
+
+
+def test_values_are_normalised():
+    config = SynthConfig(style="b", num_ids=np.int64(40), seed=np.uint8(3), junk_fraction=0)
+    assert (config.style, config.num_ids, config.seed) == ("B", 40, 3)
+    assert type(config.num_ids) is int and type(config.seed) is int
+    assert config.junk_fraction == 0 and type(config.junk_fraction) is float  # one type per option
+    assert SynthConfig(junk_fraction="0.25").junk_fraction == 0.25  # as a YAML file or a flag gives it

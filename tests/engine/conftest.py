@@ -1,11 +1,15 @@
-"""Shared by the engine tests: a tiny training configuration on the two small synthetic sets (`synth`), and a set
-that a tiny network learns in seconds (`easy_set`)."""
+"""Shared by the engine tests: a tiny training configuration on the two small synthetic sets (`synth`), a set
+that a tiny network learns in seconds (`easy_set`), and the commands' tests' run stopped after 2 epochs
+(`stopped_run`)."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from qaconv.config import TrainConfig, config_from_dict
+from tests.commands.conftest import stopped_run
+
+__all__ = ["stopped_run"]
 
 
 @pytest.fixture(scope="session")

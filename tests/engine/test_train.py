@@ -2,13 +2,10 @@ import json
 
 import pytest
 import torch
-import yaml
 
-from qaconv.cli import main
-from qaconv.config import TrainConfig, config_from_dict, read_yaml, save_config
+from qaconv.config import TrainConfig, config_from_dict, read_yaml
 from qaconv.engine.assemble import build_trainer
 from qaconv.engine.checkpoint import read_checkpoint
-from qaconv.engine.run import prepare_run_dir
 from qaconv.engine.train import Trainer
 from qaconv.errors import QAConvError
 from tests.engine.conftest import learning_config, tiny_config
@@ -109,55 +106,6 @@ def test_a_resumed_history_without_loss_names_keeps_its_best_loss(synth):
     trainer.epoch, trainer.history, trainer.best_loss = 2, [{"epoch": 2, "loss": 0.5}], 0.5  # an older run's record
     trainer.fit()
     assert trainer.history[-1]["epoch"] == 3 and trainer.history[-1]["loss"] > 0.5 and trainer.best_loss == 0.5
-
-
-def test_config_round_trip(tmp_path):
-    config = config_from_dict(TrainConfig, {"testsets": ["market1501"], "lr": 0.1, "ibn": None})
-    save_config(config, tmp_path / "c.yaml")
-    assert load(tmp_path / "c.yaml") == config
-    assert yaml.safe_load((tmp_path / "c.yaml").read_text())["optimization"]["lr"] == 0.1
-    (tmp_path / "bad.yaml").write_text("lr: 0.1\nlearning_rate: 2\n")
-    with pytest.raises(QAConvError, match="unknown key.*learning_rate"):
-        load(tmp_path / "bad.yaml")
-
-
-def test_run_folder_of_another_run_is_refused(tmp_path):
-    (tmp_path / "checkpoint.pt").write_bytes(b"x")
-    with pytest.raises(QAConvError, match="already holds a run.*--resume"):
-        prepare_run_dir(tmp_path, overwrite=False)
-    prepare_run_dir(tmp_path, overwrite=True)
-    assert not (tmp_path / "checkpoint.pt").exists()
-
-
-@pytest.mark.parametrize(
-    ("flags", "message"),
-    [
-        (["--sampler", "random"], "--sampler must be one of gs, pk"),
-        (["--loss", "arcface"], "--loss must be one of triplet, pairwise"),
-        (["--dataset", "nosuch"], "unknown data set"),
-        (["--amp", "fp16"], "--amp fp16 needs a CUDA device"),
-        (["--batch-size", "7"], "must be a positive multiple of num_instances"),
-    ],
-)
-def test_bad_train_options_give_one_line_errors(synth, tmp_path, capsys, flags, message):
-    args = ["train", "--out", str(tmp_path / "r"), "--dataset", str(synth / "A"), "--pretrained", "none"]
-    args += ["--arch", "resnet18", "--height", "32", "--width", "16", "--device", "cpu", "--testsets", ""]
-    assert main(args + flags) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
-
-
-def test_cli_trains_and_evaluates_the_unseen_style(synth, tmp_path, capsys):
-    run_dir = tmp_path / "run"
-    args = ["train", "--out", str(run_dir), "--dataset", str(synth / "A"), "--testsets", str(synth / "B")]
-    args += ["--arch", "resnet18", "--final-layer", "layer2", "--neck", "8", "--height", "32", "--width", "16"]
-    args += ["--pretrained", "none", "--batch-size", "8", "--max-epochs", "1", "--max-iters-per-epoch", "2"]
-    args += ["--workers", "0", "--device", "cpu"]
-    assert main(args) == 0
-    results = json.loads((run_dir / "results.json").read_text())
-    assert "B" in results
-    assert main(args) == 2  # the folder now holds a run
-    assert "already holds a run" in capsys.readouterr().err
 
 
 def test_batch_with_non_finite_loss_is_skipped_without_update(synth, tmp_path):

@@ -4,9 +4,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
-import torch
 
-from qaconv.cli import main
 from qaconv.engine.assemble import build_trainer
 from qaconv.engine.checkpoint import read_checkpoint
 from qaconv.engine.validation import hold_out_identities
@@ -72,28 +70,3 @@ def test_best_pt_is_the_epoch_of_the_highest_validation_map(synth, tmp_path, mon
     assert [h["best"] for h in history] == [True, True, False, True]  # ties go to the later epoch
     assert read_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == 4
     assert trainer.best_val_map == 0.5
-
-
-def test_cli_validation_shows_in_the_log_the_metrics_tensorboard_and_the_curves(synth, tmp_path, capsys):
-    run_dir = tmp_path / "run"
-    args = ["train", "--out", str(run_dir), "--dataset", str(synth / "A"), "--testsets", "", "--val-share", "0.25"]
-    args += ["--arch", "resnet18", "--final-layer", "layer2", "--neck", "8", "--height", "32", "--width", "16"]
-    args += ["--pretrained", "none", "--batch-size", "8", "--max-epochs", "2", "--max-iters-per-epoch", "2"]
-    args += ["--workers", "0", "--device", "cpu", "--val-sets", str(synth / "B")]
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    assert "held-out Rank-1" in out and ", B Rank-1" in out
-    last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
-    assert set(last["val"]) == {"held-out", "B"} and last["val_mAP"] == pytest.approx(
-        (last["val"]["held-out"]["mAP"] + last["val"]["B"]["mAP"]) / 2
-    )
-    assert (run_dir / "training_curves.png").is_file()
-    events = list((run_dir / "tensorboard").glob("events.*"))
-    if events:  # tensorboard is installed
-        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-        tags = EventAccumulator(str(run_dir / "tensorboard")).Reload().Tags()["scalars"]
-        assert {"val/held-out/mAP", "val/B/rank1"} <= set(tags)
-    assert torch.load(run_dir / "best.pt", weights_only=False)["best_val_map"] == max(
-        json.loads(line)["val_mAP"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-    )

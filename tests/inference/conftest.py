@@ -13,7 +13,7 @@ from qaconv.data.loader import load_image
 from qaconv.data.synthetic import SynthConfig, generate
 from qaconv.data.transforms import build_test_transform
 from qaconv.engine.checkpoint import build_model, model_payload, save_checkpoint
-from qaconv.inference import ReID
+from qaconv.inference import GalleryIndex, ReID
 from qaconv.losses import TripletLoss
 
 TINY = ModelConfig(arch="resnet18", ibn=None, final_layer="layer3", neck=16, height=64, width=32)
@@ -92,6 +92,18 @@ def query_images(synthetic) -> list[Path]:
 @pytest.fixture(scope="session")
 def gallery_images(gallery_dir) -> list[Path]:
     return sorted(gallery_dir.glob("*.jpg"))
+
+
+@pytest.fixture
+def gallery(gallery_dir, tmp_path) -> Path:
+    """A copy of the test gallery that the tests may edit."""
+    return shutil.copytree(gallery_dir, tmp_path / "gallery")
+
+
+@pytest.fixture(scope="module")
+def index(reid, gallery_dir, tmp_path_factory) -> GalleryIndex:
+    out = tmp_path_factory.mktemp("index") / "gallery.idx"
+    return reid.build_index(gallery_dir, out)
 
 
 @pytest.fixture

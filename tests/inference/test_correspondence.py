@@ -1,16 +1,14 @@
-"""Local correspondences: contributions that add up to the score, argmax locations, the picture, `qaconv match`."""
+"""Local correspondences: contributions that add up to the score, argmax locations, the picture. `qaconv match` is
+tested in tests/commands/test_match.py."""
 
 from __future__ import annotations
 
-import json
 import math
-import re
 
 import numpy as np
 import pytest
 import torch
 
-from qaconv.cli import main
 from qaconv.errors import QAConvError
 from qaconv.inference import local_correspondences, plot_correspondences
 from qaconv.inference.correspondence import strongest_lines
@@ -131,109 +129,3 @@ def test_plot_draws_lines_in_the_colour_map():
     assert picture.mode == "RGB" and picture.size == (600, 700)
     changed = np.abs(np.asarray(picture).astype(int) - without).sum(axis=2) > 60
     assert changed.sum() > 100  # the two lines and their end points
-
-
-def test_match_command_prints_score_and_writes_picture_and_json(
-    reid, checkpoint, query_images, gallery_images, tmp_path, capsys
-):
-    a, b = query_images[0], gallery_images[2]
-    out, record = tmp_path / "match.png", tmp_path / "match.json"
-    rc = main(
-        [
-            "match",
-            str(a),
-            str(b),
-            "--checkpoint",
-            str(checkpoint),
-            "--out",
-            str(out),
-            "--json",
-            str(record),
-            "--max-lines",
-            "5",
-            "--device",
-            "cpu",
-        ]
-    )
-    assert rc == 0
-    expected = reid.matcher(*reid.extract([a, b]).split(1)).item()  # the matcher's own forward, eval mode
-    printed = capsys.readouterr().out.splitlines()[0]
-    assert printed == f"score: {expected:.4f}"
-    data = json.loads(record.read_text())
-    assert data["score"] == pytest.approx(expected, abs=1e-5)
-    contribs = sum(r["contribution"] for r in data["probe_to_gallery"] + data["gallery_to_probe"])
-    rebuilt = data["logit_scale"] * (contribs + 2 * data["fc_bias"]) + data["logit_offset"]
-    assert rebuilt == pytest.approx(expected, abs=1e-4)
-    assert len(data["probe_to_gallery"]) == reid.matcher.locations
-    from PIL import Image
-
-    assert Image.open(out).size == (600, 700)
-
-
-def test_match_command_names_a_file_that_is_not_an_image(checkpoint, query_images, tmp_path, capsys):
-    bad = tmp_path / "notes.jpg"
-    bad.write_text("not an image")
-    rc = main(["match", str(query_images[0]), str(bad), "--checkpoint", str(checkpoint), "--device", "cpu"])
-    assert rc == 2
-    assert f"not an image file (or a format Pillow cannot read): {bad}" in capsys.readouterr().err
-
-
-def test_match_command_rejects_an_unknown_picture_format(checkpoint, query_images, tmp_path, capsys):
-    rc = main(
-        [
-            "match",
-            str(query_images[0]),
-            str(query_images[1]),
-            "--checkpoint",
-            str(checkpoint),
-            "--out",
-            str(tmp_path / "match.xyz"),
-            "--device",
-            "cpu",
-        ]
-    )
-    assert rc == 2
-    assert "--out" in capsys.readouterr().err
-
-
-def test_match_command_takes_images_of_any_mode_and_size(checkpoint, query_images, tmp_path, capsys):
-    from PIL import Image
-
-    rgb = Image.open(query_images[0]).convert("RGB")
-    palette = tmp_path / "palette.png"
-    rgb.resize((50, 17)).convert("P").save(palette)
-    deep = tmp_path / "deep.png"
-    Image.fromarray(np.asarray(rgb.convert("L"), dtype=np.uint16) * 257).resize((200, 333)).save(deep)
-    assert Image.open(deep).mode.startswith("I")
-    rc = main(["match", str(palette), str(deep), "--checkpoint", str(checkpoint), "--device", "cpu"])
-    assert rc == 0
-    assert capsys.readouterr().out.startswith("score: ")
-
-
-def test_match_command_checks_its_outputs_before_scoring(checkpoint, query_images, tmp_path, capsys):
-    a, b = str(query_images[0]), str(query_images[1])
-    base = ["match", a, b, "--checkpoint", str(checkpoint), "--device", "cpu"]
-    (tmp_path / "file").write_text("x")
-    for extra, message in (
-        (["--json", str(tmp_path / "file" / "m.json")], "--json .*: cannot create the folder"),
-        (["--out", str(tmp_path / "m.xyz")], "--out .*m.xyz: unknown file extension"),
-        (["--threshold", "nan"], "--threshold must be a finite number, got nan"),
-        (["--threshold", "inf"], "--threshold must be a finite number, got inf"),
-    ):
-        assert main([*base, *extra]) == 2
-        captured = capsys.readouterr()
-        assert captured.out == ""  # refused before any score was computed or printed
-        assert re.search(message, captured.err), captured.err
-    picture, record = tmp_path / "new" / "sub" / "m.png", tmp_path / "other" / "m.json"
-    assert main([*base, "--out", str(picture), "--json", str(record)]) == 0  # missing folders are created
-    assert picture.is_file() and json.loads(record.read_text())["score"] == pytest.approx(
-        float(capsys.readouterr().out.split()[1]), abs=1e-4
-    )
-
-
-def test_match_command_refuses_a_checkpoint_with_nan_weights(nan_checkpoint, query_images, capsys):
-    rc = main(["match", str(query_images[0]), str(query_images[1]), "--checkpoint", str(nan_checkpoint)])
-    assert rc == 2
-    captured = capsys.readouterr()
-    assert "score" not in captured.out
-    assert f"{nan_checkpoint} holds non-finite weights (NaN or inf, first in matcher.fc.weight)" in captured.err

@@ -1,4 +1,6 @@
-"""Gallery index: `qaconv index build` / `qaconv search`, exhaustive and two-stage search, and refusals."""
+"""Gallery index: its folder, exhaustive and two-stage search, refusals, and `update_index` noticing images changed
+on disk and bringing the index up to date without re-extracting the images that did not change. The commands
+`qaconv index` and `qaconv search` are tested in tests/commands/."""
 
 from __future__ import annotations
 
@@ -11,19 +13,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from qaconv.cli import main
 from qaconv.engine.checkpoint import state_fingerprint
 from qaconv.errors import QAConvError
 from qaconv.inference import GalleryIndex, ReID
 from qaconv.inference.index import MANIFEST
 from qaconv.matching import pairwise_scores
-
-
-@pytest.fixture(scope="module")
-def index(reid, gallery_dir, tmp_path_factory) -> GalleryIndex:
-    out = tmp_path_factory.mktemp("index") / "gallery.idx"
-    return reid.build_index(gallery_dir, out)
 
 
 def ranked(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -84,92 +80,6 @@ def test_two_stage_search_rescores_the_descriptor_shortlist(reid, index, query_i
         reid.search(queries, index, topk=5, shortlist=3)
 
 
-def test_cli_build_and_search_with_the_recorded_checkpoint(
-    checkpoint, gallery_dir, query_images, tmp_path, capsys, reid
-):
-    out = tmp_path / "idx"
-    assert (
-        main(
-            [
-                "index",
-                "build",
-                "--gallery",
-                str(gallery_dir),
-                "--checkpoint",
-                str(checkpoint),
-                "--out",
-                str(out),
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
-    assert "indexed 12 images (16x4x2 float16 maps" in capsys.readouterr().out
-    page, record = tmp_path / "r.html", tmp_path / "r.json"
-    assert (
-        main(
-            [
-                "search",
-                "--index",
-                str(out),
-                "--query",
-                str(query_images[0]),
-                str(query_images[1]),
-                "--topk",
-                "3",
-                "--html",
-                str(page),
-                "--json",
-                str(record),
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"query {query_images[0]}" and lines[4] == f"query {query_images[1]}"
-    expected = reid.search(query_images[:2], GalleryIndex.open(out), topk=3)
-    rank1 = lines[1].split()
-    assert rank1[0] == "1" and rank1[2] == expected.paths[0][0]
-    assert float(rank1[1]) == pytest.approx(expected.scores[0, 0].item(), abs=1e-4)
-    data = json.loads(record.read_text())
-    assert data["search"] == "exhaustive" and [r["path"] for r in data["queries"][1]["results"]] == expected.paths[1]
-    assert page.read_text().count("data:image/jpeg;base64,") == 2 * (1 + 3)
-
-
-def test_search_refuses_an_index_built_with_another_checkpoint(index, other_checkpoint, query_images, capsys):
-    rc = main(
-        [
-            "search",
-            "--index",
-            str(index.root),
-            "--query",
-            str(query_images[0]),
-            "--checkpoint",
-            str(other_checkpoint),
-            "--device",
-            "cpu",
-        ]
-    )
-    assert rc == 2
-    err = capsys.readouterr().err
-    assert f"index {index.root} was built with another checkpoint" in err and "fingerprint" in err
-    assert "differs from" in err and str(other_checkpoint) in err
-
-
-def test_search_needs_a_checkpoint_when_the_recorded_one_is_gone(index, tmp_path, query_images, capsys):
-    moved = tmp_path / "moved.idx"
-    shutil.copytree(index.root, moved)
-    manifest = json.loads((moved / MANIFEST).read_text())
-    manifest["checkpoint"] = str(tmp_path / "gone.pt")
-    (moved / MANIFEST).write_text(json.dumps(manifest))
-    assert main(["search", "--index", str(moved), "--query", str(query_images[0])]) == 2
-    err = capsys.readouterr().err
-    assert f"records checkpoint {tmp_path / 'gone.pt'}, which is not found; pass --checkpoint" in err
-
-
 def test_build_refuses_empty_galleries_bad_images_and_foreign_folders(reid, tmp_path, query_images):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -216,52 +126,6 @@ def test_open_refuses_what_is_not_an_index(tmp_path, index):
         GalleryIndex.open(damaged)
 
 
-def test_cli_build_names_an_empty_gallery(checkpoint, tmp_path, capsys):
-    (tmp_path / "empty").mkdir()
-    rc = main(
-        [
-            "index",
-            "build",
-            "--gallery",
-            str(tmp_path / "empty"),
-            "--checkpoint",
-            str(checkpoint),
-            "--out",
-            str(tmp_path / "idx"),
-            "--device",
-            "cpu",
-        ]
-    )
-    assert rc == 2
-    assert f"no images in gallery folder {tmp_path / 'empty'}" in capsys.readouterr().err
-
-
-def test_skip_bad_images_indexes_the_others_and_names_the_skipped(checkpoint, query_images, tmp_path, capsys):
-    gallery = tmp_path / "gallery"
-    (gallery / "sub").mkdir(parents=True)
-    shutil.copy(query_images[0], gallery / "a.jpg")
-    shutil.copy(query_images[1], gallery / "sub" / "b.jpg")
-    (gallery / "empty.jpg").write_bytes(b"")
-    (gallery / "sub" / "cut.jpg").write_bytes(query_images[2].read_bytes()[:200])
-    (gallery / ".hidden.jpg").write_bytes(b"")  # hidden files are not gallery images
-    out = tmp_path / "idx"
-    build = ["index", "build", "--gallery", str(gallery), "--checkpoint", str(checkpoint), "--out", str(out)]
-    assert main([*build, "--device", "cpu"]) == 2
-    assert "--skip-bad-images" in capsys.readouterr().err and not out.exists()
-    with pytest.warns(UserWarning, match=r"skipped 2 unreadable image\(s\): .*empty.jpg, .*cut.jpg"):
-        assert main([*build, "--device", "cpu", "--skip-bad-images"]) == 0
-    captured = capsys.readouterr()
-    assert "indexed 2 images" in captured.out and "2 unreadable image(s) skipped" in captured.out
-    assert captured.err == ""  # no progress bar when stderr is not a terminal
-    index = GalleryIndex.open(out)
-    assert index.paths == [str(gallery / "a.jpg"), str(gallery / "sub" / "b.jpg")]
-    assert index.manifest["skipped"] == [str(gallery / "empty.jpg"), str(gallery / "sub" / "cut.jpg")]
-    assert index.maps.shape == (2, 16, 4, 2) and index.descriptors.shape == (2, 16)
-    np.testing.assert_allclose(
-        index.maps.float().numpy(), ReID.from_checkpoint(checkpoint, device="cpu").extract(index.paths), atol=2e-3
-    )
-
-
 def test_a_killed_build_leaves_nothing_for_good(reid, gallery_images, tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -279,18 +143,6 @@ def test_search_says_when_the_checkpoint_changed_since_the_build(reid, other_che
     shutil.copy(other_checkpoint, path)  # retrained in place
     with pytest.raises(QAConvError, match=f"the checkpoint {path} changed since index .*g.idx was built from it"):
         ReID.from_checkpoint(path, device="cpu").search(gallery_images[0], GalleryIndex.open(tmp_path / "g.idx"))
-
-
-def test_search_checks_its_output_files_before_searching(index, query_images, tmp_path, capsys):
-    (tmp_path / "file").write_text("x")
-    base = ["search", "--index", str(index.root), "--query", str(query_images[0]), "--device", "cpu"]
-    for option in ("--json", "--html"):
-        assert main([*base, option, str(tmp_path / "file" / "r.out")]) == 2
-        captured = capsys.readouterr()
-        assert captured.out == "" and f"{option} " in captured.err and "cannot create the folder" in captured.err
-    record = tmp_path / "new" / "deep" / "r.json"
-    assert main([*base, "--json", str(record)]) == 0
-    assert json.loads(record.read_text())["queries"][0]["query"] == str(query_images[0].resolve())
 
 
 def test_a_second_build_of_a_locked_index_refuses_at_once(reid, gallery_images, tmp_path):
@@ -314,3 +166,69 @@ def test_a_full_disk_stops_a_build_with_one_line_and_keeps_the_old_index(reid, g
     with pytest.raises(QAConvError, match=r"cannot write .*g.idx: the disk is full .*the previous g.idx is kept"):
         reid.build_index(gallery_images[:3], out, overwrite=True)
     assert len(GalleryIndex.open(out)) == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["g.idx"]
+
+
+# ------------------------------------------------------------------------------------------ keeping up to date
+
+
+def fresh_equals(reid, index, tmp_path):
+    """The index holds what a fresh build of its gallery holds: the same paths in the same order, the same maps
+    (up to the rounding that another batch composition gives an extraction)."""
+    fresh = reid.build_index(index.manifest["gallery"], tmp_path / "fresh.idx")
+    assert index.paths == fresh.paths
+    np.testing.assert_allclose(index.maps.numpy().astype(np.float32), fresh.maps.numpy().astype(np.float32), atol=2e-3)
+    np.testing.assert_allclose(index.descriptors.numpy(), fresh.descriptors.numpy(), atol=1e-4)
+    shutil.rmtree(tmp_path / "fresh.idx")
+
+
+def test_an_index_finds_images_replaced_edited_or_removed_since_it_was_built(reid, gallery, tmp_path):
+    index = reid.build_index(gallery, tmp_path / "g.idx")
+    assert not index.changes() and index.stats.shape == (len(index), 2)
+    first, second, third = (index.paths[i] for i in range(3))
+    shutil.copyfile(index.paths[5], first)  # replaced by another picture
+    with Image.open(second) as image:
+        image.transpose(Image.FLIP_LEFT_RIGHT).save(second, quality=70)  # edited
+    os.remove(third)
+    changes = GalleryIndex.open(tmp_path / "g.idx").changes()
+    assert sorted(changes.changed) == sorted([first, second]) and changes.missing == [third]
+    assert "2 image(s) changed and 1 removed" in changes.describe(tmp_path / "g.idx")
+
+
+def test_update_extracts_only_new_and_changed_images_and_drops_removed_ones(reid, gallery, tmp_path, monkeypatch):
+    index = reid.build_index(gallery, tmp_path / "g.idx")
+    names = sorted(os.listdir(gallery))
+    os.remove(gallery / names[0])
+    shutil.copyfile(gallery / names[3], gallery / names[1])  # changed
+    Image.open(gallery / names[2]).save(gallery / "zz_new.jpg")  # added
+    extracted = []
+    original = type(reid)._index_images
+
+    def counting(self, writer, paths, *args, **kwargs):
+        extracted.extend(paths)
+        return original(self, writer, paths, *args, **kwargs)
+
+    monkeypatch.setattr(type(reid), "_index_images", counting)
+    updated, counts = reid.update_index(tmp_path / "g.idx")
+    assert counts == {"added": 1, "removed": 1, "changed": 1, "kept": len(index) - 2}
+    assert sorted(extracted) == sorted([str(gallery / names[1]), str(gallery / "zz_new.jpg")])
+    assert not updated.changes()
+    monkeypatch.setattr(type(reid), "_index_images", original)
+    fresh_equals(reid, updated, tmp_path)
+
+
+def test_an_unchanged_gallery_updates_to_the_same_index(reid, gallery, tmp_path):
+    index = reid.build_index(gallery, tmp_path / "g.idx")
+    updated, counts = reid.update_index(tmp_path / "g.idx")
+    assert counts == {"added": 0, "removed": 0, "changed": 0, "kept": len(index)}
+    np.testing.assert_array_equal(updated.maps.numpy(), index.maps.numpy())
+
+
+def test_update_refuses_another_model_and_an_index_of_a_file_list(reid, other_checkpoint, gallery, tmp_path):
+    from qaconv.inference import ReID
+
+    reid.build_index(gallery, tmp_path / "g.idx")
+    with pytest.raises(QAConvError, match="was built with another checkpoint"):
+        ReID.from_checkpoint(other_checkpoint).update_index(tmp_path / "g.idx")
+    reid.build_index(sorted(str(p) for p in gallery.iterdir())[:4], tmp_path / "list.idx")
+    with pytest.raises(QAConvError, match="built from a list of files: give the gallery"):
+        reid.update_index(tmp_path / "list.idx")

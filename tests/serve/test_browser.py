@@ -7,13 +7,17 @@ test is skipped on a developer's machine and fails in CI (CI=true), where they m
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
+from qaconv.serve import GalleryService
 from qaconv.serve.app import create_app
 from qaconv.serve.server import BackgroundServer
 from qaconv.serve.service import identity
@@ -84,7 +88,7 @@ def test_upload_search_and_match_picture(page, service, query_images):
     assert page.find_element(By.ID, "query-name").text == f"{query.name} · id {pid} · cam {camid}"
     true_match, own_camera = expected_frames(query.name, expected)
     assert framed(cards) == true_match and framed(cards, "same-camera") == own_camera
-    assert f"{TOPK} best of {len(service.index)}" in page.find_element(By.ID, "result-info").text
+    assert f"{TOPK} best of {len(service.gallery)}" in page.find_element(By.ID, "result-info").text
     legend = page.find_element(By.ID, "legend").text
     assert "comparable only between results of this one model" in legend and "protocol ignores" in legend
     assert page.execute_script("return document.querySelectorAll('.hit img')[0].naturalWidth") > 0
@@ -106,8 +110,8 @@ def test_upload_search_and_match_picture(page, service, query_images):
 def test_pick_a_gallery_image_as_query(page, service):
     page.find_element(By.CSS_SELECTOR, "#picker summary").click()
     picks = wait(page, lambda b: b.find_elements(By.CSS_SELECTOR, ".pick"))
-    assert len(picks) == min(24, len(service.index))
-    chosen = Path(service.index.paths[2])
+    assert len(picks) == min(24, len(service.gallery))
+    chosen = Path(service.gallery.paths[2])
     picks[2].click()
     cards = hits_of(page, chosen.name)
     expected = expected_hits(service, chosen)
@@ -156,6 +160,60 @@ def test_a_new_query_cancels_the_search_in_flight(page, service, query_images, m
     titles = [c.find_element(By.TAG_NAME, "button").get_attribute("title").split("\n")[0] for c in cards]
     assert titles == [h["path"] for h in expected_hits(service, second)]
     assert not page.find_element(By.ID, "error").is_displayed()
+
+
+def test_browse_with_filters_then_rank_ap_and_export(page, service):
+    """The gallery browser filters by camera and identity; a picked image's search gives its rank and AP and
+    exports its results."""
+    if not page.find_element(By.ID, "picker").get_attribute("open"):
+        page.find_element(By.CSS_SELECTOR, "#picker summary").click()
+    Select(page.find_element(By.ID, "filter-camera")).select_by_value("2")
+    camera2 = [p for p in service.gallery.paths if identity(p)[1] == 2]
+    picks = wait(page, lambda b: len(b.find_elements(By.CSS_SELECTOR, ".pick")) == min(24, len(camera2))
+                 and b.find_elements(By.CSS_SELECTOR, ".pick"))  # fmt: skip
+    assert [p.get_attribute("title").split(" ")[0] for p in picks] == [Path(p).name for p in camera2[:24]]
+    pid = next(identity(p)[0] for p in camera2 if identity(p)[0] > 0)
+    page.find_element(By.ID, "filter-pid").send_keys(str(pid), Keys.TAB)
+    wanted = [Path(p).name for p in camera2 if identity(p)[0] == pid]
+    picks = wait(page, lambda b: [e.get_attribute("title").split(" ")[0] for e in b.find_elements(By.CSS_SELECTOR,
+                 ".pick")] == wanted and b.find_elements(By.CSS_SELECTOR, ".pick"))  # fmt: skip
+    picks[0].click()
+    cards = hits_of(page, wanted[0])
+    page.find_element(By.ID, "evaluate").click()
+    text = wait(
+        page, lambda b: "AP" in b.find_element(By.ID, "evaluation").text and b.find_element(By.ID, "evaluation").text
+    )
+    picked = next(Path(p) for p in camera2 if Path(p).name == wanted[0])
+    expected = service.evaluate(service.search(picked.read_bytes(), picked.name, TOPK)["query"])
+    assert f"first true match at rank {expected['first_true_match_rank']}" in text
+    assert f"AP {100 * expected['average_precision']:.1f}%" in text
+    csv_text = page.execute_script("return fetch(arguments[0]).then(r => r.text())",
+                                   page.find_element(By.ID, "export-csv").get_attribute("href"))  # fmt: skip
+    titles = [c.find_element(By.TAG_NAME, "button").get_attribute("title").split("\n")[0] for c in cards]
+    assert [line.split(",")[2] for line in csv_text.strip().splitlines()[1:]] == titles
+    report = page.execute_script("return fetch(arguments[0]).then(r => r.text())",
+                                 page.find_element(By.ID, "export-html").get_attribute("href"))  # fmt: skip
+    assert report.startswith("<!DOCTYPE html>") and report.count("data:image/jpeg;base64,") == len(cards) + 1
+
+
+def test_add_images_from_the_page(reid, gallery_dir, tmp_path, query_images):
+    """With --add-to, the page adds chosen files to the gallery; they are indexed and the next search finds them."""
+    gallery = tmp_path / "gallery"
+    shutil.copytree(gallery_dir, gallery)
+    reid.build_index(gallery, tmp_path / "gallery.idx", first_stage="none")
+    service = GalleryService.open(tmp_path / "gallery.idx", reid.checkpoint, add_to=gallery / "new")
+    before = len(service.gallery)
+    with BackgroundServer(create_app(service)) as server, chromium() as browser:
+        browser.get(server.url)
+        wait(browser, lambda b: "gallery images" in b.find_element(By.ID, "summary").text)
+        browser.find_element(By.CSS_SELECTOR, "#add summary").click()
+        browser.find_element(By.ID, "add-files").send_keys(str(query_images[0]))
+        browser.find_element(By.ID, "add-button").click()
+        status = wait(browser, lambda b: "added 1" in b.find_element(By.ID, "add-status").text and
+                      b.find_element(By.ID, "add-status").text)  # fmt: skip
+        assert f"holds {before + 1}" in status
+        wait(browser, lambda b: f"{before + 1} gallery images" in b.find_element(By.ID, "summary").text)
+    assert (gallery / "new" / query_images[0].name).is_file() and len(service.gallery) == before + 1
 
 
 def test_nothing_came_from_elsewhere_and_no_script_failed(page):

@@ -93,7 +93,7 @@ def test_concurrent_searches_large_and_hostile_uploads_keep_the_server_bounded(l
         grown = rss_mib() - before
         queries = [body["query"] for status, body in answers if status == 200]
         match = urllib.request.Request(server.url + f"api/match?query={queries[0]}&gallery=" + urllib.parse.quote(
-            loaded_service.index.paths[0]))  # fmt: skip
+            loaded_service.gallery.paths[0]))  # fmt: skip
         with urllib.request.urlopen(match, timeout=60) as response:
             assert response.status == 200 and response.headers["Content-Type"] == "image/png"
     statuses = [status for status, _ in answers]

@@ -16,7 +16,7 @@ from typing import Any
 from qaconv.config import TrainConfig
 from qaconv.engine.demo import SIZES, TRAIN_STYLE, UNSEEN_STYLE, demo_config, ensure_demo_data
 from qaconv.lock import FolderLock
-from qaconv.viz.curves import epochs_by_loss, validated
+from qaconv.viz.curves import epochs_by_phase, validated
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,33 +67,30 @@ def _span(values: list[float], fmt: str) -> str:
 
 
 def _loss_summary(history: list[dict[str, Any]], margin: float) -> str:
-    """First -> last epoch's loss of each loss the run trained with (the warm-up's, then the main one)."""
-    phases = epochs_by_loss(history)
-    main_loss = list(phases)[-1]
+    """First -> last epoch's loss of each phase (the P x K warm-up, then graph sampling); the triplet
+    loss's margin beside it (the loss of a model that separates nothing)."""
     parts = []
-    for name, epochs in phases.items():
-        notes = ["warm-up"] if name != main_loss else []
-        notes += [f"margin {margin:g}"] if name == "triplet" else []
-        span = _span([e["loss"] for e in epochs], ".2f")
-        parts.append(f"{name} {span}" + (f" ({', '.join(notes)})" if notes else ""))
+    for name, epochs in epochs_by_phase(history).items():
+        note = f" (margin {margin:g})" if epochs[0].get("loss_name") == "triplet" else ""
+        parts.append(f"{name} {_span([e['loss'] for e in epochs], '.2f')}{note}")
     return ", ".join(parts)
 
 
 def _accuracy_summary(history: list[dict[str, Any]]) -> str:
-    """First -> last epoch's batch-hard accuracy under each loss. Graph-sampled batches hold each class's
-    nearest classes, so their accuracy (and the triplet loss) stays lower than on random P x K batches."""
+    """First -> last epoch's batch-hard accuracy of each phase. Graph-sampled batches hold each class's
+    nearest classes, so their accuracy stays lower than on random P x K batches."""
     return (
         ", ".join(
             f"{name} {_span([100 * e['acc'] for e in epochs], '.0f')}%"
-            for name, epochs in epochs_by_loss(history).items()
+            for name, epochs in epochs_by_phase(history).items()
         )
-        + " (triplet on graph-sampled batches, the hardest: docs/training.md)"
+        + " (graph-sampled batches are the hardest: docs/training.md)"
     )
 
 
 def _validation_summary(history: list[dict[str, Any]]) -> str:
     """The held-out Rank-1 of every validated epoch, by phase (the P x K warm-up, graph sampling): the number
-    that climbs while the triplet loss on graph-sampled batches stays near its margin."""
+    that shows learning where the loss and accuracy on graph-sampled batches hardly move."""
     phase = {h["epoch"]: "graph sampling" if h.get("sampling") == "graph" else "P x K warm-up" for h in history}
     groups: dict[str, list[str]] = {}
     for points in validated(history).values():

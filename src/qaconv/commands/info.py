@@ -19,10 +19,10 @@ def collect() -> dict[str, str]:
     import numpy
     import torch
 
-    import qaconv
+    from qaconv.version import __version__
 
     info = {
-        "qaconv": qaconv.__version__,
+        "qaconv": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "torch": torch.__version__,

@@ -1,4 +1,4 @@
-"""`qaconv search`: rank a gallery index for query images with QAConv (exhaustive, or two-stage)."""
+"""`qaconv search`: rank gallery indexes (one, a shard set, or several) for query images with QAConv."""
 
 from __future__ import annotations
 
@@ -16,11 +16,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "search",
         help="rank the images of a gallery index for query images",
-        description="Score query images against every entry of an index built by `qaconv index build` "
-        "(or, with --shortlist N, only the N nearest by global descriptor) and print the top-k. "
+        description="Rank the entries of indexes built by `qaconv index build` for query images and print the "
+        "top-k: an index's location first stage finds the candidates when it has one, QAConv re-scores them "
+        "(--first-stage none scores every entry). Shards are searched one by one and merged exactly. "
         "See docs/inference.md.",
     )
-    parser.add_argument("--index", required=True, metavar="INDEX", help="index folder")
+    parser.add_argument(
+        "--index", required=True, nargs="+", action="extend", metavar="INDEX",
+        help="index folder(s) or shard set(s), searched as one gallery",
+    )  # fmt: skip
     parser.add_argument("--query", required=True, nargs="+", metavar="IMG", help="query image(s)")
     parser.add_argument(
         "--checkpoint", default=None, help="checkpoint file or run folder (default: the one recorded in the index)"
@@ -28,7 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--html", metavar="FILE", help="write a page with the query and ranked gallery thumbnails")
     parser.add_argument("--json", metavar="FILE", help="write the ranked lists as JSON")
     add_flags(
-        parser, SearchConfig, SEARCH_NAMES, only=("topk", "shortlist", "device", "batch_size", "max_image_pixels")
+        parser,
+        SearchConfig,
+        SEARCH_NAMES,
+        only=("topk", "first_stage", "shortlist", "device", "batch_size", "max_image_pixels"),
     )
     parser.add_argument(
         "--if-changed",
@@ -41,26 +48,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qaconv.inference import GalleryIndex, ReID
+    from qaconv.inference import ReID
+    from qaconv.inference.shards import Gallery
     from qaconv.io import atomic_write_json, atomic_write_text, make_parent
 
     options = options_from(SearchConfig, args, SEARCH_NAMES)
     for option, path in (("--json", args.json), ("--html", args.html)):
         if path:
             make_parent(path, option)  # before any work
-    index = GalleryIndex.open(args.index)
-    index.check_unchanged(args.if_changed)
-    checkpoint = args.checkpoint or index.recorded_checkpoint()
+    gallery = Gallery.open(args.index)
+    gallery.check_unchanged(args.if_changed)
+    checkpoint = args.checkpoint or gallery.recorded_checkpoint()
     reid = ReID.from_checkpoint(checkpoint, device=options.device, batch_size=options.batch_size,
                                 max_pixels=options.max_image_pixels)  # fmt: skip
-    result = reid.search(args.query, index, topk=options.topk, shortlist=options.shortlist)
+    result = reid.search(args.query, gallery, topk=options.topk, shortlist=options.shortlist,
+                         first_stage=options.first_stage)  # fmt: skip
     rows = _print_results(args.query, result.paths, result.scores.tolist())
-    mode = "exhaustive" if options.shortlist is None else f"two-stage (shortlist {options.shortlist})"
+    mode = gallery.search_mode(options.first_stage, options.shortlist)
     if args.json:
-        atomic_write_json(args.json, {"index": str(index.root), "search": mode, "queries": rows})
+        atomic_write_json(args.json, {"index": gallery.describe(), "search": mode, "queries": rows})
         print(f"wrote {args.json}")
     if args.html:
-        atomic_write_text(args.html, _page(rows, mode, str(index.root)))
+        atomic_write_text(args.html, _page(rows, mode, gallery.describe()))
         print(f"wrote {args.html}")
     return 0
 

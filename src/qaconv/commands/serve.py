@@ -1,4 +1,5 @@
-"""`qaconv serve`: a local web app over a gallery index: search with a photo, see why the hits match."""
+"""`qaconv serve`: a local web app over a gallery (an index or shards): search with a photo, see why the hits
+match, browse and filter the gallery, export results, add images."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "an uploaded or gallery image and draws the local correspondences of any hit. Nothing is loaded from "
         "the internet. See docs/serve.md.",
     )
-    parser.add_argument("--index", required=True, metavar="INDEX", help="index folder (qaconv index build)")
+    parser.add_argument(
+        "--index", required=True, nargs="+", action="extend", metavar="INDEX",
+        help="index folder(s) or shard set(s) (qaconv index build), served as one gallery",
+    )  # fmt: skip
     parser.add_argument("--checkpoint", required=True, help="checkpoint file or run folder the index was built with")
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only; 0.0.0.0: every one)"
@@ -43,6 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--token",
         help="an access token every API request must carry (open the printed address, which includes it); "
         "'auto' makes a random one. Advised when --host is not a loopback address",
+    )
+    parser.add_argument(
+        "--add-to",
+        metavar="FOLDER",
+        help="let the page add images to the gallery: they are written to FOLDER (inside the gallery folder the "
+        "index was built from) and the index is updated (default: no additions)",
     )
     add_flags(parser, InferenceConfig, INFERENCE_NAMES, only=("device", "max_image_pixels"))
     parser.set_defaults(func=run)
@@ -73,14 +83,16 @@ def run(args: argparse.Namespace) -> int:
         device=options.device,
         max_upload_bytes=int(args.max_upload_mb * 2**20),
         max_pixels=options.max_image_pixels,
+        add_to=args.add_to,
     )
-    changes = service.index.changes()
-    if changes:
-        print(f"warning: {changes.describe(service.index.root)}", flush=True)
+    for shard in service.gallery.shards:
+        changes = shard.changes()
+        if changes:
+            print(f"warning: {changes.describe(shard.root)}", flush=True)
     sock = bind(args.host, args.port)
     address = url(sock) + (f"?token={token}" if token else "")
     print(
-        f"serving {service.index.root} ({len(service.index)} images) with {service.reid.checkpoint}\n"
+        f"serving {service.gallery.describe()} ({len(service.gallery)} images) with {service.reid.checkpoint}\n"
         f"open {address} in a browser; Ctrl+C stops",
         flush=True,
     )

@@ -41,7 +41,7 @@ def user_options(args: argparse.Namespace) -> dict[str, object]:
     values: dict[str, object] = {}
     if args.resume:
         mapping, name = saved_options(RunDir(args.resume))
-        values["recipe"] = "paper"  # runs made before recipes existed; newer ones record theirs
+        values["recipe"] = "paper"  # compat(0.2) unrecorded-recipe: runs made before recipes existed
     elif args.config:
         mapping, name = read_yaml(args.config), str(args.config)
     else:

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from qaconv.config.flags import FORMER_NAMES, TRAIN_FLAGS, flag_names
-from qaconv.config.tree import TrainConfig, leaves, set_path, validate
+from qaconv.config.tree import TrainConfig, apply, leaves, validate
 from qaconv.errors import QAConvError
 
 
@@ -27,6 +27,7 @@ def flatten(cls: type, values: dict[str, Any], source: str) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise QAConvError(f"{source}: expected a mapping of option names to values, got {type(values).__name__}")
     paths = {path for path, _, _ in leaves(cls)}
+    # compat(0.2) flat-config: config.yaml files written before the tree held `qaconv train`'s flag names
     flat_names = {name: path for path, name in flag_names(cls, TRAIN_FLAGS if cls is TrainConfig else None).items()}
     former = {f"{path.rsplit('.', 1)[0]}.{name}": path for path, names in FORMER_NAMES.items() for name in names}
     former = {name: path for name, path in former.items() if path in paths}
@@ -59,13 +60,6 @@ def config_from_dict(cls: type, values: dict[str, Any], source: str = "config", 
     config = cls()
     apply(config, flatten(cls, values, source))
     return validate(config, name or (lambda path: f"{source}: {path}"))
-
-
-def apply(config: Any, values: dict[str, Any]) -> Any:
-    """Set {dotted path: value} on `config` in place (unvalidated); returns it."""
-    for path, value in values.items():
-        set_path(config, path, value)
-    return config
 
 
 def save_config(config: Any, path: str | Path) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from qaconv.config.options import base_type, spec_of
-from qaconv.config.tree import TrainConfig, leaves
+from qaconv.config.tree import TrainConfig, apply, coerce_options, get_path, leaves, validate
 
 #: How `qaconv train` names options whose field name alone is ambiguous or historical. The same names are
 #: the keys of the flat config.yaml files written before the tree existed.
@@ -34,7 +34,7 @@ SYNTH_FLAGS = {"num_ids": "ids", "num_cams": "cams"}
 
 #: Earlier names of options: still accepted as flags and as config-file keys (flat or nested), so old
 #: command lines and the config.yaml of old runs keep working.
-FORMER_NAMES = {
+FORMER_NAMES = {  # compat(0.2) former-names
     "sampler.gs_warmup": ("gs_warmup_epochs",),
 }
 
@@ -75,8 +75,6 @@ def add_flags(
     only: Iterable[str] | None = None,
 ) -> None:
     """Add one flag per option in `names` (restricted to `only` paths when given), typed by the tree."""
-    from qaconv.config.tree import get_path
-
     defaults = defaults if defaults is not None else cls()
     wanted = set(only) if only is not None else None
     for path, field, kind in leaves(cls):
@@ -113,9 +111,6 @@ def given(args: argparse.Namespace) -> dict[str, object]:
 def options_from(cls: type, args: argparse.Namespace, names: dict[str, str]) -> Any:
     """A validated `cls` (a tree of options) from the flags given on the command line; options not given keep
     their defaults. Errors name the flag (`names`: {dotted path: flag name})."""
-    from qaconv.config.files import apply
-    from qaconv.config.tree import coerce_options, validate
-
     values = coerce_options(cls, given(args), namer(names))
     if cls.__dataclass_params__.frozen:  # a value (SynthConfig): checked when it is made
         return cls(**values)

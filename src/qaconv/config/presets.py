@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from qaconv.config.files import apply, flatten
+from qaconv.config.files import flatten
 from qaconv.config.flags import TRAIN_FLAGS, flag_names, namer
-from qaconv.config.tree import TrainConfig, get_path, validate
+from qaconv.config.tree import TrainConfig, apply, get_path, validate
 
 PAPER: dict[str, Any] = {}
 
@@ -25,6 +25,8 @@ WARM: dict[str, Any] = {
 }
 
 SCRATCH: dict[str, Any] = {
+    "optimization.lr": 0.01,
+    "optimization.loss": "pairwise",
     "optimization.freeze_bn": False,
     "optimization.backbone_lr_mult": 1.0,
     "optimization.logit_scale_floor": 1.0,
@@ -46,7 +48,6 @@ DEMO: dict[str, Any] = {
     "model.pretrained": None,
     "sampler.batch_size": 32,
     "sampler.num_instances": 2,
-    "optimization.lr": 0.02,
     "evaluation.dtype": "float32",
 }
 

@@ -31,6 +31,9 @@ from qaconv.errors import QAConvError
 from qaconv.image_reader import DEFAULT_MAX_PIXELS
 
 RECIPE_NAMES = ("auto", "paper", "warm", "scratch")
+INDEX_FIRST_STAGES = ("auto", "locations", "none")
+SEARCH_FIRST_STAGES = ("auto", "none", "descriptors")
+SHARD_BY = ("folder", "camera", "size")
 EVAL_DTYPES = ("auto", "float32", "bfloat16", "float16")
 RERANK_DISTS = ("neg_score", "sigmoid")
 
@@ -272,14 +275,38 @@ class InferenceConfig(ComputeConfig):
 
 
 @dataclass
+class IndexConfig(InferenceConfig):
+    """`qaconv index build`'s options: the shared ones, the first stage, and shards."""
+
+    first_stage: str = option(
+        "auto",
+        "locations: also put every location vector in a faiss IVF-PQ index for fast search (docs/inference.md); "
+        "none; auto: locations from 50,000 images when faiss is installed",
+        choices=INDEX_FIRST_STAGES,
+    )
+    shard_by: str | None = option(
+        None,
+        "split the index into shards: one per top-level folder, per camera, or per --shard-size images",
+        choices=SHARD_BY,
+    )
+    shard_size: int | None = option(None, "images per shard with --shard-by size", low=1)
+
+
+@dataclass
 class SearchConfig(InferenceConfig):
     """`qaconv search`'s options: the shared ones, and how many hits and how they are found."""
 
     topk: int = option(20, "results per query", low=1)
+    first_stage: str = option(
+        "auto",
+        "how candidates are found: auto (the index's location first stage when it has one, else every entry), "
+        "none (exhaustive QAConv over every entry), descriptors (the --shortlist nearest by global descriptor)",
+        choices=SEARCH_FIRST_STAGES,
+    )
     shortlist: int | None = option(
         None,
-        "two-stage search: re-score only the N nearest entries by global descriptor (default: exhaustive QAConv "
-        "over the whole gallery)",
+        "how many candidates of the first stage QAConv re-scores (default: the location first stage's own; with "
+        "an index without one, N by global descriptor)",
         low=1,
     )
 
@@ -363,6 +390,13 @@ def set_path(config: Any, path: str, value: Any) -> None:
     for part in parents:
         config = getattr(config, part)
     setattr(config, last, value)
+
+
+def apply(config: Any, values: dict[str, Any]) -> Any:
+    """Set {dotted path: value} on `config` in place (unvalidated); returns it."""
+    for path, value in values.items():
+        set_path(config, path, value)
+    return config
 
 
 def coerce_options(cls: type, values: dict[str, Any], name: Any) -> dict[str, Any]:

@@ -133,6 +133,7 @@ class ConsoleLog(Callback):
     when the loss changes or graph sampling starts."""
 
     def on_epoch_end(self, trainer: Any, stats: dict[str, Any]) -> None:
+        # compat(0.2) loss-name
         previous = trainer.history[-2].get("loss_name") if len(trainer.history) > 1 else None
         if previous and stats.get("loss_name") != previous:
             print(f"epoch {stats['epoch']} trained with the {stats['loss_name']} loss (epochs before: {previous})")

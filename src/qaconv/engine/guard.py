@@ -71,7 +71,7 @@ class TrainingGuard:
             )
         if skipped or trainer.iteration % self.check_every == 0:
             self.check_weights(trainer.model, trainer.matcher, epoch, where)
-        spread = getattr(trainer.criterion, "last_spread", None)
+        spread = trainer.criterion.last_spread
         if self.collapse_patience and spread is not None and not skipped:
             self.spreads.append(float(spread))
             mean = sum(self.spreads) / len(self.spreads)

@@ -50,7 +50,7 @@ KEPT_ON_RESUME: dict[str, str] = {
 def option_changes(trained: dict[str, Any] | None, config: TrainConfig) -> dict[str, tuple[Any, Any]]:
     """{option: (value the checkpoint was trained with, value now)} of every option that differs; {} when the
     checkpoint records no options that can be read (very old runs)."""
-    if not isinstance(trained, dict):
+    if not isinstance(trained, dict):  # compat(0.2) unrecorded-options: very old checkpoints
         return {}
     try:
         before = config_from_dict(TrainConfig, trained, "the checkpoint's options")
@@ -71,7 +71,7 @@ def check_resume(
     with `config`, after refusing those a resumed run cannot make (see the module docstring); `name(path)` is
     how an option is called in messages (its flag)."""
     changes = option_changes(checkpoint.get("config"), config)
-    warmup = checkpoint.get("warmup") or {}
+    warmup = checkpoint.get("warmup") or {}  # compat(0.2) warmup-state
     for path, (old, new) in changes.items():
         why = KEPT_ON_RESUME.get(path)
         if path == "data.dataset" and why and _same_folder(old, new):

@@ -166,7 +166,7 @@ class Trainer:
         # The optimizer state holds the decayed learning rates: the schedule must not decay them again.
         self.optimizer.load_state_dict(state["optimizer"])
         for group in self.optimizer.param_groups:
-            group.setdefault("base_lr", group["lr"])  # checkpoints written before lr warm-up existed
+            group.setdefault("base_lr", group["lr"])  # compat(0.2) base-lr: checkpoints before lr warm-up
         self.scaler.load_state_dict(state["scaler"])
         self.schedule.load_state_dict(state["schedule"])
         self._load_sampler_state(state["sampler"], int(state["epoch"]))
@@ -176,7 +176,7 @@ class Trainer:
         self.history = list(state.get("history", []))
         self.best_loss = float(state.get("best_loss", float("inf")))
         self.best_val_map = float(state.get("best_val_map", float("-inf")))
-        if "warmup" in state:  # checkpoints from before the automatic warm-up kept its number in the options
+        if "warmup" in state:  # compat(0.2) warmup-state: checkpoints before the automatic warm-up
             self.sampler.warmup.load_state_dict(state["warmup"])
 
     def _load_sampler_state(self, state: dict[str, Any], epoch: int) -> None:
@@ -238,7 +238,7 @@ class Trainer:
         """An automatic graph-sampling warm-up decides after each of its epochs whether graph sampling starts
         next; the adaptive schedule's reference is then the second graph-sampled epoch."""
         reason = self.sampler.warmup.end_epoch(self.epoch, stats["acc"])
-        if reason:
+        if reason and self.sampler.uses_graph:
             stats["graph_sampling_from"] = self.epoch + 1
             stats["warmup_ended"] = reason
             self.schedule.start_method(self.epoch + 1)
@@ -262,6 +262,7 @@ class Trainer:
                 return False
             self.best_val_map = stats["val_mAP"]
             return True
+        # compat(0.2) loss-name: metrics of runs from before loss names were recorded had one loss throughout
         if self.history and self.history[-1].get("loss_name", stats["loss_name"]) != stats["loss_name"]:
             self.best_loss = float("inf")
         best = stats["loss"] <= self.best_loss

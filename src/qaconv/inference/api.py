@@ -30,6 +30,7 @@ from PIL import Image
 from torch import Tensor
 
 from qaconv.config import ModelConfig
+from qaconv.config.tree import SEARCH_FIRST_STAGES
 from qaconv.data.transforms import Resize, build_test_transform
 from qaconv.device import resolve_device
 from qaconv.engine.checkpoint import load_model, resolve_checkpoint, state_fingerprint
@@ -42,10 +43,10 @@ from qaconv.inference.correspondence import (
     local_correspondences,
     plot_correspondences,
 )
-from qaconv.inference.images import ImageInputs, ImageLike, Images, as_list, load
+from qaconv.inference.images import ImageInputs, ImageLike, Images, as_list, gallery_files, load
 from qaconv.inference.index import GalleryIndex, IndexWriter, file_stat, write_index
 from qaconv.inference.search import SearchResult, global_descriptors, search
-from qaconv.io import IMAGE_EXTENSIONS, list_images
+from qaconv.inference.shards import Gallery, merge_topk
 from qaconv.matching import QAConv, pairwise_scores
 from qaconv.models import FeatureMapNet
 
@@ -184,36 +185,65 @@ class ReID:
         return Match(float(corr.score.item()), corr, self.resized(probe), self.resized(gallery))
 
     def search(
-        self, query: Images, gallery: Images | GalleryIndex, topk: int = 10, *, shortlist: int | None = None
+        self,
+        query: Images,
+        gallery: Images | GalleryIndex | Gallery,
+        topk: int = 10,
+        *,
+        shortlist: int | None = None,
+        first_stage: str = "auto",
     ) -> SearchResult:
-        """Rank the gallery (images, maps or a GalleryIndex built with this checkpoint) for each query.
+        """Rank the gallery for each query: images, maps, a GalleryIndex or a Gallery of shards (built with
+        this checkpoint; shards are searched one by one and merged exactly, `qaconv.inference.shards`).
 
-        shortlist=N re-scores only the N nearest entries by global descriptor (fast for big galleries);
-        None scores every entry with QAConv.
+        first_stage: `auto` uses an index's location first stage when it has one (its candidates re-scored by
+        QAConv; docs/inference.md#the-first-stage) and scores every entry otherwise; `none` scores every entry;
+        `descriptors` re-scores the nearest entries by global descriptor. shortlist=N: how many candidates are
+        re-scored (default: the location first stage's own number; `auto` without one: descriptors).
         """
+        if first_stage not in SEARCH_FIRST_STAGES:
+            raise QAConvError(f"first_stage must be one of {', '.join(SEARCH_FIRST_STAGES)}, got {first_stage!r}")
         query_maps = self._maps(query, "query")
-        paths = descriptors = None
-        if isinstance(gallery, GalleryIndex):
-            gallery.check_fingerprint(self.fingerprint, self.checkpoint)
-            gallery_maps, descriptors, paths = gallery.maps, gallery.descriptors, gallery.paths
-        elif isinstance(gallery, Tensor):
+        if isinstance(gallery, (GalleryIndex, Gallery)):
+            shards = gallery.shards if isinstance(gallery, Gallery) else (gallery,)
+            shards[0].check_fingerprint(self.fingerprint, self.checkpoint)
+            offsets = Gallery(shards).offsets
+            parts = [self._search_index(query_maps, shard, topk, shortlist, first_stage) for shard in shards]
+            indices, scores = merge_topk([(i + offset, s) for (i, s), offset in zip(parts, offsets, strict=True)], topk)
+            paths = [p for shard in shards for p in shard.paths] if len(shards) > 1 else shards[0].paths
+            return SearchResult(indices, scores, [[paths[j] for j in row] for row in indices.tolist()])
+        paths = None
+        if isinstance(gallery, Tensor):
             gallery_maps = self._maps(gallery, "gallery")
         else:
             items = as_list(gallery)
             if all(isinstance(x, (str, os.PathLike)) for x in items):
                 paths = [str(x) for x in items]
             gallery_maps = self.extract(items)
-        indices, scores = search(
-            self.matcher,
-            query_maps,
-            gallery_maps,
-            topk,
-            shortlist_size=shortlist,
-            gallery_descriptors=descriptors,
-            device=self.device,
-        )
+        size = shortlist if first_stage != "none" else None
+        indices, scores = search(self.matcher, query_maps, gallery_maps, topk, shortlist_size=size, device=self.device)
         ranked = [[paths[j] for j in row] for row in indices.tolist()] if paths is not None else None
         return SearchResult(indices, scores, ranked)
+
+    def _search_index(
+        self, query_maps: Tensor, index: GalleryIndex, topk: int, shortlist: int | None, first_stage: str
+    ) -> tuple[Tensor, Tensor]:
+        """(positions, scores) of one index's top `topk` for each query, by `first_stage` (see `search`)."""
+        locations = index.first_stage if first_stage == "auto" else None
+        if first_stage == "none" or (first_stage == "auto" and locations is None and shortlist is None):
+            shortlist = None
+        elif first_stage == "descriptors" and shortlist is None:
+            raise QAConvError("first_stage 'descriptors' needs shortlist=N (--shortlist N): how many to re-score")
+        return search(
+            self.matcher,
+            query_maps,
+            index.maps,
+            topk,
+            shortlist_size=shortlist,
+            gallery_descriptors=index.descriptors,
+            first_stage=locations,
+            device=self.device,
+        )
 
     # ------------------------------------------------------------------ gallery index
     def build_index(
@@ -226,16 +256,21 @@ class ReID:
         overwrite: bool = False,
         skip_bad_images: bool = False,
         progress: bool = False,
+        first_stage: str = "auto",
     ) -> GalleryIndex:
         """Extract the maps of a gallery folder (recursively) or list of image files into an index folder `out`.
 
         Memory holds one batch of maps; the folder is written under a hidden name and swapped into
         place when complete (see `qaconv.inference.index`). An unreadable image stops the build with
         an error naming it, or, with `skip_bad_images`, is left out with a warning (the manifest lists
-        it). `progress` draws a bar when stderr is a terminal.
+        it). `progress` draws a bar when stderr is a terminal. `first_stage`: whether the index also gets a
+        location first stage for fast search (`auto`: from 50,000 images when faiss is installed; `locations`;
+        `none`; see `qaconv.inference.first_stage`).
         """
         root, paths = gallery_files(gallery)
-        with write_index(out, len(paths), self._map_shape, self._manifest(root), overwrite=overwrite) as writer:
+        manifest = self._manifest(root)
+        with write_index(out, len(paths), self._map_shape, manifest, overwrite=overwrite,
+                         first_stage=first_stage) as writer:  # fmt: skip
             self._index_images(writer, paths, batch_size, num_workers, skip_bad_images, progress)
             _check_any(writer, paths)
         _warn_skipped(writer.skipped)
@@ -254,7 +289,9 @@ class ReID:
         """Bring an index up to date with its gallery without a full rebuild: images added to the gallery are
         extracted, removed ones dropped, changed ones (another size or modification time) extracted again, and
         the others keep their maps. `gallery`: the folder (or list of files) now, default the folder the index
-        was built from. Returns the new index and {"added", "removed", "changed", "kept"} counts."""
+        was built from. A location first stage is encoded again with its trained centroids and codebooks (a
+        fresh `build_index` trains new ones). Returns the new index and {"added", "removed", "changed", "kept"}
+        counts."""
         old = GalleryIndex.open(index)
         old.check_fingerprint(self.fingerprint, self.checkpoint)
         if gallery is None:
@@ -267,7 +304,9 @@ class ReID:
         position = {path: i for i, path in enumerate(old.paths) if path not in stale}
         counts = {"added": sum(p not in old.paths for p in paths), "removed": len(set(old.paths) - set(paths))}
         counts.update(changed=len(stale & set(paths)), kept=sum(p in position for p in paths))
-        with write_index(old.root, len(paths), self._map_shape, self._manifest(root), overwrite=True) as writer:
+        trained = old.first_stage
+        with write_index(old.root, len(paths), self._map_shape, self._manifest(root), overwrite=True,
+                         first_stage="none", trained=trained) as writer:  # fmt: skip
             for is_kept, run in itertools.groupby(paths, key=lambda path: path in position):  # the gallery's order
                 run = list(run)
                 if not is_kept:
@@ -302,23 +341,6 @@ class ReID:
                              for_size=self._for_size)  # fmt: skip
         batches = self._batches(inputs, batch_size, num_workers, "index" if progress else None)
         _write_batches(writer, batches, paths, stats, skip_bad_images)
-
-
-def gallery_files(gallery: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[str | None, list[str]]:
-    """(the gallery folder, or None for a list; the absolute image paths) of a folder or a list of files."""
-    if isinstance(gallery, (str, os.PathLike)):
-        folder = Path(gallery).expanduser()
-        if not folder.is_dir():
-            raise QAConvError(f"gallery folder not found: {folder}")
-        names = list_images(folder, recursive=True)
-        if not names:
-            raise QAConvError(f"no images in gallery folder {folder} (looked for {', '.join(IMAGE_EXTENSIONS)})")
-        root = folder.resolve()
-        return str(root), [str(root / name) for name in names]
-    paths = [str(Path(p).expanduser().resolve()) for p in gallery]
-    if not paths:
-        raise QAConvError("no gallery images given")
-    return None, paths
 
 
 def _warn_skipped(skipped: list[str]) -> None:

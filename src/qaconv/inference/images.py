@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from torch.utils.data import Dataset
 
 from qaconv.errors import QAConvError
 from qaconv.image_reader import DEFAULT_MAX_PIXELS, read_image, to_rgb
+from qaconv.io import IMAGE_EXTENSIONS, list_images
 
 ImageLike = str | os.PathLike | bytes | Image.Image | np.ndarray
 Images = ImageLike | Sequence[ImageLike] | Tensor
@@ -81,3 +83,20 @@ class ImageInputs(Dataset):
             blank = torch.zeros_like(self.transform(Image.new("RGB", (8, 16))))  # the transform's output size
             return blank, False, str(exc)
         return image, True, ""
+
+
+def gallery_files(gallery: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[str | None, list[str]]:
+    """(the gallery folder, or None for a list; the absolute image paths) of a folder or a list of files."""
+    if isinstance(gallery, (str, os.PathLike)):
+        folder = Path(gallery).expanduser()
+        if not folder.is_dir():
+            raise QAConvError(f"gallery folder not found: {folder}")
+        names = list_images(folder, recursive=True)
+        if not names:
+            raise QAConvError(f"no images in gallery folder {folder} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+        root = folder.resolve()
+        return str(root), [str(root / name) for name in names]
+    paths = [str(Path(p).expanduser().resolve()) for p in gallery]
+    if not paths:
+        raise QAConvError("no gallery images given")
+    return None, paths

@@ -9,6 +9,8 @@ An index is a folder:
     paths.json        the N image paths (absolute), in index order
     stats.npy         [N, 2] int64 size and modification time (ns) of each image when it was indexed, so
                       that `changes()` finds images replaced, edited or removed since (`qaconv index update`)
+    locations.faiss   optional: the first stage of search, every location vector in a faiss IVF-PQ index
+                      (`qaconv.inference.first_stage`); its settings are in the manifest
 
 The fingerprint (sha256 of the model's and matcher's state tensors) ties the maps to the network
 that made them: searching with another checkpoint is refused, because its scores would be
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import errno
+import functools
 import json
 import os
 import warnings
@@ -33,8 +36,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from qaconv.config.tree import INDEX_FIRST_STAGES
 from qaconv.errors import QAConvError
 from qaconv.folders import INDEX, check_output, expect_kind, mark
+from qaconv.inference.first_stage import (
+    AUTO_MIN_ENTRIES,
+    LOCATIONS_FILE,
+    FirstStageSettings,
+    LocationIndex,
+    faiss_available,
+)
 from qaconv.io import folder_swap
 from qaconv.lock import FolderLock
 
@@ -113,6 +124,24 @@ class GalleryIndex:
     def fingerprint(self) -> str:
         return self.manifest["fingerprint"]
 
+    @functools.cached_property
+    def first_stage(self) -> LocationIndex | None:
+        """The index's location first stage (read on first use), or None when it has none or faiss is missing
+        (then search is exhaustive, with a warning)."""
+        settings = self.manifest.get("first_stage")
+        if not settings:
+            return None
+        if not faiss_available():
+            warnings.warn(
+                f"index {self.root} has a first stage but faiss is not installed (pip install 'qaconv[faiss]'): "
+                "searching it exhaustively",
+                UserWarning,
+                stacklevel=2,
+            )
+            return None
+        locations = int(np.prod(self.maps.shape[2:]))
+        return LocationIndex.load(self.root / LOCATIONS_FILE, FirstStageSettings(**settings), locations)
+
     @classmethod
     def open(cls, path: str | os.PathLike) -> GalleryIndex:
         """Open an index folder written by `ReID.build_index`; its maps stay on disk until read."""
@@ -121,7 +150,7 @@ class GalleryIndex:
             raise QAConvError(f"index not found: {root}" + (" (it is a file, not a folder)" if root.exists() else ""))
         expect_kind(root, "index", [INDEX], "an index (qaconv index build)")
         manifest = _read_manifest(root)
-        for name in (MAPS, DESCRIPTORS, PATHS):
+        for name in (MAPS, DESCRIPTORS, PATHS) + ((LOCATIONS_FILE,) if manifest.get("first_stage") else ()):
             if not (root / name).is_file():
                 raise QAConvError(f"index {root} is incomplete: {name} is missing ({REBUILD})")
         # copy-on-write mapping: lazily paged like a read-only one, but torch accepts it without a warning
@@ -191,25 +220,49 @@ def _read_manifest(root: Path) -> dict[str, Any]:
 
 def check_index_out(out: str | os.PathLike, overwrite: bool) -> Path:
     """Refuse an --out that is a file, a non-index folder, or an index without `overwrite` (before any work)."""
-    return check_output(out, INDEX, "--out", overwrite=overwrite, own=(MANIFEST, MAPS, DESCRIPTORS, PATHS, STATS))
+    own = (MANIFEST, MAPS, DESCRIPTORS, PATHS, STATS, LOCATIONS_FILE)
+    return check_output(out, INDEX, "--out", overwrite=overwrite, own=own)
+
+
+def wants_first_stage(choice: str, entries: int) -> bool:
+    """Whether an index of `entries` gets a location first stage: `locations` always (faiss needed), `none`
+    never, `auto` from AUTO_MIN_ENTRIES entries when faiss is installed."""
+    if choice not in INDEX_FIRST_STAGES:
+        raise QAConvError(f"--first-stage must be one of {', '.join(INDEX_FIRST_STAGES)}, got {choice!r}")
+    return choice == "locations" or (choice == "auto" and entries >= AUTO_MIN_ENTRIES and faiss_available())
 
 
 @contextmanager
 def write_index(
-    out: str | os.PathLike, capacity: int, map_shape: Sequence[int], manifest: dict[str, Any], *, overwrite: bool
+    out: str | os.PathLike,
+    capacity: int,
+    map_shape: Sequence[int],
+    manifest: dict[str, Any],
+    *,
+    overwrite: bool,
+    first_stage: str = "auto",
+    trained: LocationIndex | None = None,
 ) -> Iterator[IndexWriter]:
     """Yield an `IndexWriter` for at most `capacity` entries; when the block ends the index replaces `out`.
 
     The folder is written under a hidden name beside `out`; an exception (or Ctrl-C) in the block
     removes it and leaves `out` as it was. `out` is locked meanwhile (`FolderLock.beside`): a second
     build of the same index refuses at once. `manifest` holds the fields that describe the model.
+    `first_stage` (auto, locations, none) says whether the maps also go into a location first stage, trained
+    on them, or, given `trained` (an update), encoded with that one's centroids and codebooks.
     """
+    if first_stage == "locations":
+        from qaconv.inference.first_stage import faiss_module
+
+        faiss_module()  # before any work
     with FolderLock.beside(out, "qaconv index build"):
         out = check_index_out(out, overwrite)
         with folder_swap(out) as folder:
             writer = IndexWriter(folder, capacity, map_shape)
             yield writer
             writer.finish(manifest)
+            if trained is not None or wants_first_stage(first_stage, len(writer.paths)):
+                writer.add_first_stage(trained)
             mark(folder, INDEX)
 
 
@@ -266,6 +319,18 @@ class IndexWriter:
             "descriptor": "mean over locations of the feature map, L2-normalised",
             "skipped": self.skipped,
         }
+        (self.folder / MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
+
+    def add_first_stage(self, trained: LocationIndex | None = None) -> None:
+        """Write locations.faiss from the finished maps (trained on them, or encoded with `trained`'s centroids
+        and codebooks) and its settings into the manifest."""
+        maps = _load_array(self.folder / MAPS, mmap_mode="r")
+        stage = LocationIndex.build(maps) if trained is None else trained.emptied()
+        if trained is not None:
+            stage.add_all(maps)
+        stage.save(self.folder / LOCATIONS_FILE)
+        record = _read_json(self.folder / MANIFEST)
+        record["first_stage"] = stage.settings.to_dict()
         (self.folder / MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
 
 

@@ -1,9 +1,13 @@
 """The FastAPI application: the page at `/`, its static files, and the JSON API it uses (docs/serve.md).
 
-    GET  /api/health                        index and model summary
-    GET  /api/gallery?offset=0&limit=60     a page of the index's images (for picking a query)
-    GET  /api/image?path=PATH               one of the index's images (thumbnails)
-    POST /api/search  image=FILE topk=10 [shortlist=N]   -> {"query": ID, "hits": [...]}
+    GET  /api/health                        gallery and model summary, the browsing filters' values
+    GET  /api/gallery?offset=0&limit=60[&camera=C&pid=P&folder=F]   a page of the gallery's images
+    GET  /api/image?path=PATH               one of the gallery's images (thumbnails)
+    POST /api/search  image=FILE topk=10 [shortlist=N first_stage=auto|none|descriptors]
+                                            -> {"query": ID, "hits": [...], ...}
+    GET  /api/evaluate?query=ID             a labelled query's rank of the first true match and AP
+    GET  /api/export?query=ID&format=csv|json|html   a search's results as a file
+    POST /api/gallery  images=FILE...       add images to the gallery (qaconv serve --add-to) and update the index
     GET  /api/match?query=ID&gallery=PATH   correspondence picture (PNG), score in X-QAConv-Score
 
 Every refusal is `{"error": message}` with a 4xx status. Endpoints are plain functions, so FastAPI
@@ -24,12 +28,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qaconv import __version__
 from qaconv.errors import QAConvError
 from qaconv.serve.errors import RequestError
 from qaconv.serve.guard import RequestGuard
 from qaconv.serve.service import GalleryService
 from qaconv.serve.uploads import upload_limit_message
+from qaconv.version import __version__
 
 STATIC = Path(__file__).resolve().parent / "static"
 # Multipart boundaries and the small form fields that come with an upload.
@@ -57,8 +61,14 @@ def create_app(service: GalleryService, *, allowed_hosts: Iterable[str] = (), to
         return service.summary()
 
     @app.get("/api/gallery")
-    def gallery(offset: int = 0, limit: int = 60) -> dict:
-        return service.gallery(offset, limit)
+    def gallery(
+        offset: int = 0, limit: int = 60, camera: int | None = None, pid: int | None = None, folder: str | None = None
+    ) -> dict:
+        return service.browse(offset, limit, camera=camera, pid=pid, folder=folder)
+
+    @app.post("/api/gallery")
+    def add(images: Annotated[list[UploadFile], File()]) -> dict:
+        return service.add_images([(image.filename or "upload", image.file.read()) for image in images])
 
     @app.get("/api/image")
     def image(path: Annotated[str, Query()]) -> FileResponse:
@@ -69,8 +79,18 @@ def create_app(service: GalleryService, *, allowed_hosts: Iterable[str] = (), to
         image: Annotated[UploadFile, File()],
         topk: Annotated[int, Form()] = 10,
         shortlist: Annotated[int | None, Form()] = None,
+        first_stage: Annotated[str, Form()] = "auto",
     ) -> dict:
-        return service.search(image.file.read(), image.filename or "the upload", topk, shortlist)
+        return service.search(image.file.read(), image.filename or "the upload", topk, shortlist, first_stage)
+
+    @app.get("/api/evaluate")
+    def evaluate(query: Annotated[str, Query()]) -> dict:
+        return service.evaluate(query)
+
+    @app.get("/api/export", response_class=Response)
+    def export(query: Annotated[str, Query()], format: Annotated[str, Query()] = "csv") -> Response:  # noqa: A002
+        data, media_type, name = service.export(query, format)
+        return Response(data, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     @app.get("/api/match", response_class=Response, responses={200: {"content": {"image/png": {}}}})
     def match(query: Annotated[str, Query()], gallery: Annotated[str, Query()]) -> Response:

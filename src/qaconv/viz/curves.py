@@ -6,13 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+BATCHES = {"pk": "P x K batches", "graph": "graph-sampled batches"}
 
-def epochs_by_loss(history: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The trainer's per-epoch records grouped by the loss they trained with, in order of first use (a
-    --warmup-loss first, then the run's loss)."""
+
+def epochs_by_phase(history: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The trainer's per-epoch records grouped by phase, in order: the loss and the kind of batches they trained
+    with, labelled like "pairwise (P x K batches)" (the graph sampler's warm-up, then graph sampling). A loss's
+    values on P x K and on graph-sampled batches are not comparable: the latter hold the nearest classes."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for epoch in history:
-        groups.setdefault(epoch.get("loss_name", ""), []).append(epoch)
+        loss, batches = epoch.get("loss_name", ""), BATCHES.get(epoch.get("sampling", ""))
+        groups.setdefault(f"{loss} ({batches})" if loss and batches else loss or batches or "", []).append(epoch)
     return groups
 
 
@@ -38,8 +42,8 @@ def plot_training_curves(history: list[dict[str, Any]], path: str | Path, margin
     held_out = validated(history)
     fig, axes = plt.subplots(1, 3 if held_out else 2, figsize=(13.5 if held_out else 9, 3.2))
     ax_loss, ax_acc = axes[0], axes[1]
-    groups = epochs_by_loss(history)
-    for name, part in groups.items():  # a warm-up loss (--warmup-loss) gets its own series
+    groups = epochs_by_phase(history)
+    for name, part in groups.items():  # the warm-up and graph sampling get a series each
         ax_loss.plot([h["epoch"] for h in part], [h["loss"] for h in part], marker="o", label=name or None)
     if margin is not None:
         ax_loss.axhline(margin, color="tab:red", linestyle=":", linewidth=1, label=f"margin {margin:g}")

@@ -27,11 +27,13 @@ STYLE = (
 
 @dataclass(frozen=True)
 class Thumb:
-    """One image of a row: its path, the lines below it, and its frame colour (RGB; None: no frame)."""
+    """One image of a row: its path, the lines below it, its frame colour (RGB; None: no frame), and its
+    encoded bytes when it is not a file (an uploaded query)."""
 
     path: str
     label: Sequence[str] = ()
     frame: tuple[int, int, int] | None = None
+    data: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class ThumbRow:
 
 def _image_tag(thumb: Thumb) -> str:
     try:
-        image = read_image(thumb.path)
+        image = read_image(thumb.data if thumb.data is not None else thumb.path, name=thumb.path)
     except QAConvError:
         return '<div class="missing">image not found</div>'
     width = max(1, round(image.width * THUMB_HEIGHT / image.height))

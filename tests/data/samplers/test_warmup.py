@@ -44,3 +44,9 @@ def test_the_switch_survives_a_state_round_trip_and_the_criterion_comes_from_the
 def test_an_automatic_warmup_without_a_sensible_threshold_or_bound_is_refused(accuracy, max_epochs):
     with pytest.raises(QAConvError, match="automatic warm-up: accuracy must be in"):
         GraphWarmup.auto(accuracy=accuracy, max_epochs=max_epochs)
+
+
+def test_a_fixed_warmup_reports_its_end_once_so_the_switch_is_recorded():
+    warmup = GraphWarmup(epochs=3)
+    assert [warmup.end_epoch(e, 0.9) for e in (1, 2, 3, 4)] == [None, None, "after its 3 epochs", None]
+    assert GraphWarmup(epochs=0).end_epoch(1, 0.9) is None  # graph sampling from the start: no switch

@@ -8,7 +8,6 @@ time = frame / 24 fps. pid -1 is dropped. Train pids are relabelled, query/galle
 from __future__ import annotations
 
 import os
-import re
 
 from qaconv.data.datasets.base import (
     Record,
@@ -17,12 +16,11 @@ from qaconv.data.datasets.base import (
     relabel_sorted,
     report_unparsable,
 )
+from qaconv.data.datasets.names import SCENE_NAME
 from qaconv.io import list_images
 
 SPLITS = {"train": "train", "query": "test/query", "gallery": "test/gallery"}
 FPS = 24.0
-
-_NAME = re.compile(r"(-?\d+)_s(\d+)_c(\d+)_f(\d+)")
 
 
 @register_dataset(
@@ -41,7 +39,7 @@ def load_clonedperson(root: str, *, combine_all: bool = False, skip_unparsable: 
         prefix = folder + os.sep
         rows = []
         for fname in list_images(folder):
-            m = _NAME.search(fname)
+            m = SCENE_NAME.search(fname)
             if m is None:
                 bad.append(f"{sub}/{fname}")
                 continue

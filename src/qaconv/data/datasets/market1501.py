@@ -11,7 +11,6 @@ that times equal the reference records; frames are converted to seconds at 25 fp
 from __future__ import annotations
 
 import os
-import re
 from collections import defaultdict
 
 from qaconv.data.datasets.base import (
@@ -21,15 +20,12 @@ from qaconv.data.datasets.base import (
     relabel_sorted,
     report_unparsable,
 )
+from qaconv.data.datasets.names import MARKET_NAME
 from qaconv.io import list_images
 
 MARKET_SPLITS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 MARKET_FPS = 25.0
 
-# At the start of the name, pid and camera, optionally followed by session and frame (Market-1501), e.g.
-# 0002_c1s6_142336_08.jpg, then a separator: a name with anything before the pid (id-1_c1_7.jpg, IMG_0001_c1.jpg)
-# does not parse, rather than turning its digits into a pid (-1 would make it a junk box, dropped).
-_PID_CAM = re.compile(r"(-?\d+)_c(\d+)(?:s(\d+)_(\d+))?(?=[_.])")
 
 MARKET_LAYOUT = "bounding_box_train/, bounding_box_test/ and query/ with images named like 0002_c1s1_000451_03.jpg"
 
@@ -77,7 +73,7 @@ def load_market_style(
         prefix = folder + os.sep
         rows = []
         for fname in list_images(folder):
-            m = _PID_CAM.match(fname)
+            m = MARKET_NAME.match(fname)  # anchored: IMG_0001_c1.jpg does not parse
             if m is None or int(m.group(2)) < 1 or (time_mode == "market" and m.group(3) is None):
                 bad.append(f"{sub}/{fname}")
                 continue

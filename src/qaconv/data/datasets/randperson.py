@@ -9,7 +9,6 @@ time = (frame offset of the scene + frame) / 24 fps, so scenes do not overlap in
 from __future__ import annotations
 
 import os
-import re
 
 from qaconv.data.datasets.base import (
     Record,
@@ -18,6 +17,7 @@ from qaconv.data.datasets.base import (
     relabel_sorted,
     report_unparsable,
 )
+from qaconv.data.datasets.names import SCENE_NAME
 from qaconv.io import list_images
 
 SCENE_CAMERAS = (2, 2, 2, 2, 1, 1, 2, 1, 1, 1, 4)
@@ -25,8 +25,6 @@ CAMERA_OFFSET = tuple(sum(SCENE_CAMERAS[:i]) for i in range(len(SCENE_CAMERAS)))
 FRAME_OFFSET = (0, 160000, 340000, 490000, 640000, 1070000, 1330000, 1590000, 1890000, 3190000, 3490000)
 FPS = 24.0
 IMAGE_DIR = "randperson_subset"
-
-_NAME = re.compile(r"(\d+)_s(\d+)_c(\d+)_f(\d+)")
 
 
 @register_dataset(
@@ -44,7 +42,7 @@ def load_randperson(root: str, *, combine_all: bool = False, skip_unparsable: bo
     prefix = folder + os.sep
     rows, bad = [], []
     for fname in list_images(folder):
-        m = _NAME.match(fname)
+        m = SCENE_NAME.match(fname)
         if m is None:
             bad.append(f"{IMAGE_DIR}/{fname}")
             continue

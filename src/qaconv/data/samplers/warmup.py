@@ -55,9 +55,9 @@ class GraphWarmup:
 
     def end_epoch(self, epoch: int, accuracy: float) -> str | None:
         """Record a finished epoch's batch-hard accuracy; returns why graph sampling starts with the next epoch
-        when this epoch ended an automatic warm-up, else None."""
+        when this epoch ended the warm-up (a fixed one's last epoch, or an automatic one's switch), else None."""
         if self.decided:
-            return None
+            return f"after its {_epochs(self.epochs)}" if self.epochs and epoch == self.epochs else None
         if accuracy >= self.accuracy:
             reason = f"batch-hard accuracy {accuracy:.0%} reached {self.accuracy:.0%}"
         elif epoch >= self.max_epochs:

@@ -1,4 +1,5 @@
-// The page of `qaconv serve`: choose a query, search the gallery index, show the correspondences of a hit.
+// The page of `qaconv serve`: choose a query (upload, or browse the gallery with filters), search the gallery,
+// show the correspondences of a hit, the rank of the first true match and AP, export the results, add images.
 // It uses only the server's JSON API (docs/serve.md) and loads nothing from anywhere else.
 "use strict";
 
@@ -50,8 +51,11 @@ async function loadHealth() {
       `${health.index.images.toLocaleString()} gallery images · ${model} · ${health.model.device}`;
     $("summary").title = `index ${health.index.path}\ncheckpoint ${health.model.checkpoint}`;
     $("topk").max = health.max_topk;
-    $("shortlist-option").hidden = !health.index.shortlist;
+    $("first-stage-option").hidden = !health.index.first_stage;
+    $("shortlist-option").hidden = !health.index.shortlist || health.index.first_stage;
     $("shortlist").value = Math.min(100, health.index.images);
+    fillFilters(health.facets);
+    $("add").hidden = !health.additions;
     if (!health.fingerprint_match) {
       showError("This index was built with another checkpoint: searches will be refused. Serve it with its own checkpoint.");
     }
@@ -65,6 +69,8 @@ async function loadHealth() {
 function clearHits(note) {
   state.queryId = null;
   $("hits").replaceChildren();
+  $("actions").hidden = true;
+  $("evaluation").textContent = "";
   $("result-info").textContent = note;
   $("result-info").classList.remove("error");
 }
@@ -112,6 +118,7 @@ async function search() {
   form.append("image", state.blob, state.name);
   form.append("topk", $("topk").value);
   if ($("use-shortlist").checked && !$("shortlist-option").hidden) form.append("shortlist", $("shortlist").value);
+  if ($("exhaustive").checked && !$("first-stage-option").hidden) form.append("first_stage", "none");
   const images = state.health ? state.health.index.images.toLocaleString() + " " : "";
   const start = performance.now();
   const tick = () => progress(`searching ${images}gallery images… ${((performance.now() - start) / 1000).toFixed(1)} s`);
@@ -176,6 +183,92 @@ function showHits(result, seconds) {
     `${result.search} · ${seconds.toFixed(2)} s · click a hit to see why it matches`;
   $("legend").hidden = false;
   $("legend-identity").hidden = result.pid === null || result.pid === undefined;
+  showActions(result);
+}
+
+// Exports of this search, and the rank / AP button when the query and the gallery carry identities.
+function showActions(result) {
+  for (const format of ["csv", "json", "html"]) {
+    $("export-" + format).href = `/api/export?query=${encodeURIComponent(result.query)}&format=${format}`;
+  }
+  const labelled = state.health && state.health.facets.labelled && result.pid !== null && result.pid !== undefined;
+  $("evaluate").hidden = !labelled;
+  $("evaluation").textContent = "";
+  $("actions").hidden = false;
+}
+
+async function evaluate() {
+  const query = state.queryId;
+  $("evaluation").textContent = "scoring every gallery image…";
+  try {
+    const answer = await readJson(await fetch(`/api/evaluate?query=${encodeURIComponent(query)}`));
+    if (state.queryId !== query) return;
+    const first = answer.first_true_match_rank === null ? "no true match in the gallery"
+      : `first true match at rank ${answer.first_true_match_rank}`;
+    $("evaluation").textContent =
+      `${first} · AP ${(100 * answer.average_precision).toFixed(1)}% (${answer.true_matches} true matches)`;
+  } catch (err) {
+    if (state.queryId === query) $("evaluation").textContent = err.message;
+  }
+}
+
+function fillFilters(facets) {
+  const fill = (select, values, label) => {
+    select.replaceChildren(new Option("all", ""));
+    for (const { value, images } of values) select.append(new Option(`${label(value)} (${images})`, value));
+  };
+  fill($("filter-camera"), facets.cameras, (c) => "cam " + c);
+  fill($("filter-folder"), facets.folders, (f) => f);
+}
+
+function filterQuery() {
+  const params = new URLSearchParams();
+  for (const [name, id] of [["camera", "filter-camera"], ["pid", "filter-pid"], ["folder", "filter-folder"]]) {
+    if ($(id).value !== "") params.set(name, $(id).value);
+  }
+  const text = params.toString();
+  return text ? "&" + text : "";
+}
+
+// New gallery images go in batches under the upload limit; the server indexes each batch.
+async function addImages() {
+  const files = Array.from($("add-files").files);
+  const limit = state.health ? state.health.max_upload_bytes : Infinity;
+  const batches = [];
+  let batch = [];
+  let size = 0;
+  for (const file of files) {
+    if (file.size > limit) {
+      $("add-status").textContent = `${file.name} is larger than the upload limit`;
+      return;
+    }
+    if (batch.length && size + file.size > limit) {
+      batches.push(batch);
+      batch = [];
+      size = 0;
+    }
+    batch.push(file);
+    size += file.size;
+  }
+  if (batch.length) batches.push(batch);
+  $("add-button").disabled = true;
+  let added = 0;
+  try {
+    for (const part of batches) {
+      $("add-status").textContent = `adding and indexing ${added + part.length} of ${files.length}…`;
+      const form = new FormData();
+      for (const file of part) form.append("images", file, file.name);
+      const answer = await readJson(await fetch("/api/gallery", { method: "POST", body: form }));
+      added += answer.added.length;
+      $("add-status").textContent = `added ${added} image(s); the gallery holds ${answer.images.toLocaleString()}`;
+    }
+    await loadHealth();
+    if ($("picker").open) loadPicker(0);
+  } catch (err) {
+    $("add-status").textContent = err.message;
+  } finally {
+    $("add-button").disabled = false;
+  }
 }
 
 async function openMatch(hit, rank) {
@@ -207,7 +300,7 @@ async function openMatch(hit, rank) {
 
 async function loadPicker(offset) {
   try {
-    const page = await readJson(await fetch(`/api/gallery?offset=${offset}&limit=${PICKER_PAGE}`));
+    const page = await readJson(await fetch(`/api/gallery?offset=${offset}&limit=${PICKER_PAGE}${filterQuery()}`));
     state.pickerOffset = page.offset;
     const grid = $("picker-grid");
     grid.replaceChildren();
@@ -225,7 +318,8 @@ async function loadPicker(offset) {
       grid.append(button);
     }
     const last = Math.min(page.offset + PICKER_PAGE, page.total);
-    $("picker-page").textContent = `${page.offset + 1}–${last} of ${page.total.toLocaleString()}`;
+    $("picker-page").textContent = page.total ? `${page.offset + 1}–${last} of ${page.total.toLocaleString()}`
+      : "no image passes the filters";
     $("picker-prev").disabled = page.offset === 0;
     $("picker-next").disabled = last >= page.total;
   } catch (err) {
@@ -268,6 +362,10 @@ function setUp() {
   $("picker").addEventListener("toggle", () => $("picker").open && loadPicker(state.pickerOffset));
   $("picker-prev").addEventListener("click", () => loadPicker(Math.max(0, state.pickerOffset - PICKER_PAGE)));
   $("picker-next").addEventListener("click", () => loadPicker(state.pickerOffset + PICKER_PAGE));
+  for (const id of ["filter-camera", "filter-pid", "filter-folder"]) $(id).addEventListener("change", () => loadPicker(0));
+  $("evaluate").addEventListener("click", evaluate);
+  $("add-files").addEventListener("change", () => ($("add-button").disabled = !$("add-files").files.length));
+  $("add-button").addEventListener("click", addImages);
   loadHealth();
 }
 

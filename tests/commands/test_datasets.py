@@ -2,24 +2,8 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from qaconv.cli import main
-
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "datasets.json"
-REFERENCE = json.loads(FIXTURE.read_text())
-
-
-def _build(root: Path, layout: dict) -> None:
-    root.mkdir(parents=True)
-    for rel in layout.get("files", []):
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).touch()
-    for fname, text in layout.get("lists", {}).items():
-        (root / fname).write_text(text)
-        (root / "train").mkdir(exist_ok=True)
-        (root / "test").mkdir(exist_ok=True)
+from tests.data.datasets.conftest import REFERENCE, build_tree
 
 
 def _counts(layout: dict) -> list[str]:
@@ -31,9 +15,9 @@ def _line(out: str, name: str) -> list[str]:
 
 
 def test_datasets_command_lists_found_and_missing(tmp_path, capsys):
-    _build(tmp_path / "Market-1501-v15.09.15", REFERENCE["market1501"])
-    _build(tmp_path / "cuhk03-np" / "labeled", REFERENCE["cuhk03_np"])
-    _build(tmp_path / "msmt17", REFERENCE["msmt17"])
+    build_tree(tmp_path / "Market-1501-v15.09.15", REFERENCE["market1501"])
+    build_tree(tmp_path / "cuhk03-np" / "labeled", REFERENCE["cuhk03_np"])
+    build_tree(tmp_path / "msmt17", REFERENCE["msmt17"])
     (tmp_path / "randperson" / "randperson_subset").mkdir(parents=True)
     (tmp_path / "randperson" / "randperson_subset" / "bad_name.jpg").touch()
 

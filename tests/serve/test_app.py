@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -41,7 +44,7 @@ def refused(response, status: int, *words: str) -> str:
 def test_health_summarises_index_and_model(client, service, index_dir, reid):
     health = client.get("/api/health").json()
     assert health["status"] == "ok" and health["fingerprint_match"] is True
-    assert health["index"]["images"] == len(service.index) and health["index"]["path"] == str(index_dir)
+    assert health["index"]["images"] == len(service.gallery) and health["index"]["path"] == str(index_dir)
     assert health["index"]["shortlist"] is True and health["index"]["fingerprint"] == reid.fingerprint
     assert health["model"]["checkpoint"] == str(reid.checkpoint) and health["model"]["input_size"] == [64, 32]
     assert health["max_upload_bytes"] == 256 * 1024
@@ -62,13 +65,13 @@ def test_page_and_assets_are_served_locally(client):
 def test_search_returns_the_in_process_ranking(client, service, reid, query_images):
     query = query_images[0]
     answer = upload(client, query, topk=5)
-    expected = reid.search(query, service.index, topk=5)
+    expected = reid.search(query, service.gallery, topk=5)
     assert answer["query"] == hashlib.sha256(query.read_bytes()).hexdigest()[:16]
     assert (answer["pid"], answer["camid"]) == identity(query.name) != (None, None)
     assert [h["path"] for h in answer["hits"]] == expected.paths[0]
     assert [h["score"] for h in answer["hits"]] == pytest.approx(expected.scores[0].tolist(), abs=1e-5)
     for hit in answer["hits"]:
-        assert set(hit) == {"path", "score", "pid", "camid"}
+        assert set(hit) == {"path", "score", "pid", "camid", "folder"}
         pid, cam = Path(hit["path"]).name.split("_")[:2]
         assert (hit["pid"], hit["camid"]) == (int(pid), int(cam[1]))
     assert answer["search"] == "exhaustive"
@@ -77,11 +80,11 @@ def test_search_returns_the_in_process_ranking(client, service, reid, query_imag
 
 
 def test_two_stage_search_when_asked(client, service, reid, query_images):
-    full = upload(client, query_images[1], topk=4, shortlist=len(service.index))
-    assert full["search"] == f"two-stage (shortlist {len(service.index)})"
+    full = upload(client, query_images[1], topk=4, shortlist=len(service.gallery))
+    assert full["search"] == f"two-stage (shortlist {len(service.gallery)})"
     assert full["hits"] == upload(client, query_images[1], topk=4)["hits"]
     few = upload(client, query_images[1], topk=2, shortlist=3)
-    expected = reid.search(query_images[1], service.index, topk=2, shortlist=3)
+    expected = reid.search(query_images[1], service.gallery, topk=2, shortlist=3)
     assert [h["path"] for h in few["hits"]] == expected.paths[0]
     files = {"image": ("q.jpg", query_images[1].read_bytes())}
     response = client.post("/api/search", files=files, data={"topk": 5, "shortlist": 2})
@@ -102,10 +105,10 @@ def test_match_is_the_picture_of_qaconv_match(client, service, reid, query_image
 
 def test_gallery_pages_and_images_are_the_index_only(client, service):
     page = client.get("/api/gallery", params={"offset": 2, "limit": 3}).json()
-    assert page["total"] == len(service.index) and page["offset"] == 2
-    assert [item["path"] for item in page["items"]] == service.index.paths[2:5]
-    assert page["items"][0]["pid"] == identity(service.index.paths[2])[0]
-    path = service.index.paths[0]
+    assert page["total"] == len(service.gallery) and page["offset"] == 2
+    assert [item["path"] for item in page["items"]] == service.gallery.paths[2:5]
+    assert page["items"][0]["pid"] == identity(service.gallery.paths[2])[0]
+    path = service.gallery.paths[0]
     image = client.get("/api/image", params={"path": path})
     assert image.status_code == 200 and image.content == Path(path).read_bytes()
     refused(client.get("/api/gallery", params={"limit": 0}), 400, "limit")
@@ -116,8 +119,8 @@ def test_gallery_pages_and_images_are_the_index_only(client, service):
     ["/etc/passwd", "gallery.idx/manifest.json", "{first}/../../query/{name}", "{root}/manifest.json", ""],
 )
 def test_no_file_beyond_the_index_images_is_served(client, service, path):
-    first = service.index.paths[0]
-    path = path.format(first=first, name=Path(first).name, root=service.index.root)
+    first = service.gallery.paths[0]
+    path = path.format(first=first, name=Path(first).name, root=service.gallery.shards[0].root)
     refused(client.get("/api/image", params={"path": path}), 404, "is not an image of the index")
     answer = upload(client, Path(first), topk=1)
     refused(client.get("/api/match", params={"query": answer["query"], "gallery": path}), 404, "not an image")
@@ -163,3 +166,94 @@ def test_a_model_other_than_the_index_one_is_refused(index_dir, other_checkpoint
     response = client.post("/api/search", files={"image": ("q.jpg", query_images[0].read_bytes())})
     refused(response, 409, "another checkpoint", "fingerprints differ")
     assert client.get("/api/health").status_code == 200
+
+
+def test_browsing_filters_by_camera_identity_and_folder(client, service):
+    facets = client.get("/api/health").json()["facets"]
+    assert facets["labelled"] and [c["value"] for c in facets["cameras"]] == [1, 2]
+    assert sum(c["images"] for c in facets["cameras"]) == len(service.gallery)
+    assert facets["folders"] == [{"value": ".", "images": len(service.gallery)}]
+    camera2 = client.get("/api/gallery", params={"camera": 2, "limit": 100}).json()
+    expected = [p for p in service.gallery.paths if identity(p)[1] == 2]
+    assert camera2["total"] == len(expected) and [i["path"] for i in camera2["items"]] == expected
+    pid = identity(expected[0])[0]
+    both = client.get("/api/gallery", params={"camera": 2, "pid": pid}).json()
+    assert [i["path"] for i in both["items"]] == [p for p in expected if identity(p)[0] == pid]
+    assert client.get("/api/gallery", params={"folder": "elsewhere"}).json()["total"] == 0
+    refused(client.get("/api/gallery", params={"camera": "two"}), 422, "camera")
+
+
+def test_rank_and_ap_of_a_labelled_query_follow_the_evaluation_protocol(client, service, reid, query_images):
+    from qaconv.metrics.ranking import evaluate_rank
+
+    query = next(q for q in query_images if identity(q.name)[0] > 0)
+    answer = upload(client, query, topk=3)
+    evaluation = client.get("/api/evaluate", params={"query": answer["query"]}).json()
+    paths = [p for p in service.gallery.paths if identity(p)[0] != -1]  # junk boxes, as the data sets drop them
+    scores = reid.score([query], paths).numpy()
+    pid, camid = identity(query.name)
+    result = evaluate_rank(-scores, [pid], [identity(p)[0] for p in paths], [camid], [identity(p)[1] for p in paths])
+    assert evaluation["average_precision"] == pytest.approx(result.mAP, abs=1e-6)
+    first = int(np.argmax(result.cmc > 0)) + 1
+    assert evaluation["first_true_match_rank"] == first
+    assert evaluation["true_matches"] == sum(identity(p)[0] == pid and identity(p)[1] != camid for p in paths)
+    refused(client.get("/api/evaluate", params={"query": "0" * 16}), 404, "unknown query")
+
+
+def test_an_unlabelled_query_has_no_rank(client, query_images):
+    data = query_images[0].read_bytes()
+    answer = client.post("/api/search", files={"image": ("photo.jpg", data)}, data={"topk": 2}).json()
+    refused(client.get("/api/evaluate", params={"query": answer["query"]}), 400, "photo.jpg", "no identity")
+
+
+def test_results_export_as_csv_json_and_a_self_contained_report(client, query_images):
+    answer = upload(client, query_images[0], topk=4)
+    csv_file = client.get("/api/export", params={"query": answer["query"], "format": "csv"})
+    assert csv_file.headers["content-type"].startswith("text/csv")
+    assert "attachment" in csv_file.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(csv_file.text)))
+    assert [r["path"] for r in rows] == [h["path"] for h in answer["hits"]]
+    assert [int(r["rank"]) for r in rows] == [1, 2, 3, 4]
+    assert [float(r["score"]) for r in rows] == pytest.approx([h["score"] for h in answer["hits"]], abs=1e-5)
+    exported = client.get("/api/export", params={"query": answer["query"], "format": "json"}).json()
+    assert exported["hits"] == answer["hits"] and exported["query"] == answer["query"]
+    report = client.get("/api/export", params={"query": answer["query"], "format": "html"}).text
+    assert report.count("data:image/jpeg;base64,") == 5 and "http" not in report.replace("https", "")  # inlined
+    refused(client.get("/api/export", params={"query": answer["query"], "format": "xls"}), 400, "csv, json, html")
+
+
+@pytest.fixture()
+def growing(reid, gallery_dir, tmp_path):
+    """A service over a copy of the gallery that takes new images into gallery/new."""
+    gallery = tmp_path / "gallery"
+    shutil.copytree(gallery_dir, gallery)
+    reid.build_index(gallery, tmp_path / "gallery.idx", first_stage="none")
+    service = GalleryService.open(tmp_path / "gallery.idx", reid.checkpoint, add_to=gallery / "new")
+    return service, gallery
+
+
+def test_added_images_are_written_indexed_and_found(reid, growing, query_images):
+    service, gallery = growing
+    client = TestClient(create_app(service), base_url=LOCAL)
+    before = len(service.gallery)
+    files = [("images", ("0999_c1s1_000001_01.jpg", query_images[0].read_bytes())),
+             ("images", ("../escape.jpg", query_images[1].read_bytes()))]  # fmt: skip
+    answer = client.post("/api/gallery", files=files)
+    assert answer.status_code == 200, answer.text
+    added = [Path(p) for p in answer.json()["added"]]
+    assert [p.name for p in added] == ["0999_c1s1_000001_01.jpg", "escape.jpg"]
+    assert all(p.parent == (gallery / "new").resolve() and p.is_file() for p in added)
+    assert answer.json()["images"] == before + 2 == len(service.gallery)
+    hits = upload(client, query_images[0], topk=1)["hits"]
+    assert hits[0]["path"] == str(added[0]) and hits[0]["pid"] == 999  # the query's own bytes, now in the gallery
+    assert reid.search([query_images[0]], GalleryIndex.open(service.index_paths[0]), topk=1).paths[0][0] == str(
+        added[0]
+    )
+    refused(client.post("/api/gallery", files=[("images", ("x.jpg", b"not an image"))]), 400, "x.jpg")
+    assert len(service.gallery) == before + 2  # a refused file writes nothing
+
+
+def test_additions_need_a_folder_inside_the_gallery(reid, index_dir, tmp_path, client):
+    refused(client.post("/api/gallery", files=[("images", ("a.jpg", b"x"))]), 400, "--add-to")
+    with pytest.raises(QAConvError, match="inside the gallery"):
+        GalleryService.open(index_dir, reid.checkpoint, add_to=tmp_path / "elsewhere")
