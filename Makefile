@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo test test-all lint bench glyphs clean
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ test-all: setup
 
 bench: setup
 	$(PY) -m benchmarks.run_all
+
+# The glyph benchmark (docs/reproduction.md): its typefaces first, as root: apt-get install $(cat benchmarks/glyphs/packages.txt)
+glyphs: setup
+	$(PY) -m benchmarks.glyphs.build --out data/glyphs
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

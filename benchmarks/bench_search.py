@@ -11,9 +11,10 @@ Maps:
   IBN-b to layer2 with a 128-channel neck at 192 x 64, trained from scratch on synthetic style B; see
   docs/benchmarks.md#search for its command).
 - recombined (the large galleries): new identities made of body bands (rows) of real ones: each takes its head,
-  upper-body and lower-body rows from three real identities, and each of its views takes those rows from a
-  random image of each, so the location vectors are a trained model's, the views of an identity differ as real
-  views do, and identities share parts as people share clothes.
+  upper-body and lower-body rows from three real identities, and each of its views takes each band from a
+  blend of two random images of that identity (normalised per location), so the location vectors are a trained
+  model's, the views of an identity differ as real views do, no two views share a location vector exactly (a
+  real image is reused by many views of a large gallery), and identities share parts as people share clothes.
 - clustered (contrast only): random prototypes plus noise, what the earlier version of this benchmark used.
 "structure" rows compare galleries of one size made of real, recombined and clustered maps (even identities
 of the real set are the recombination's parents, odd ones the real gallery): QAConv's score at ranks 1, 10 and
@@ -30,6 +31,7 @@ of the latter against the former, and the first stage's file over the maps' size
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -93,14 +95,23 @@ class Recombiner:
         self.bands = bands(maps.shape[2])
 
     def views(self, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One view [len(ids), C, H, W] float16 of each synthetic identity in `ids`."""
-        out = np.empty((len(ids), *self.maps.shape[1:]), dtype=np.float16)
+        """One view [len(ids), C, H, W] float16 of each synthetic identity in `ids`: each band a blend of two real
+        images of its parent identity (weights a and 1 - a, a uniform in [0.5, 1], normalised per location), so
+        that no two views share a location vector exactly, as no two photographs do."""
+        out = np.empty((len(ids), *self.maps.shape[1:]), dtype=np.float32)
         for band, (r0, r1) in enumerate(self.bands):
             parent = self.parents[ids, band]
-            pick = self.order[self.starts[parent] + (rng.random(len(ids)) * self.counts[parent]).astype(np.int64)]
-            unique, inverse = np.unique(pick, return_inverse=True)
-            out[:, :, r0:r1] = np.asarray(self.maps[unique])[inverse][:, :, r0:r1]
-        return out
+            first, second = (self._image_of(parent, rng)[:, :, r0:r1] for _ in range(2))
+            weight = rng.uniform(0.5, 1.0, (len(ids), 1, 1, 1)).astype(np.float32)
+            blend = weight * first + (1 - weight) * second
+            out[:, :, r0:r1] = blend / np.linalg.norm(blend, axis=1, keepdims=True)
+        return out.astype(np.float16)
+
+    def _image_of(self, parent: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A random real map of each parent identity, float32."""
+        pick = self.order[self.starts[parent] + (rng.random(len(parent)) * self.counts[parent]).astype(np.int64)]
+        unique, inverse = np.unique(pick, return_inverse=True)
+        return np.asarray(self.maps[unique], dtype=np.float32)[inverse]
 
 
 def recombined(real: np.ndarray, pids: np.ndarray, size: int, queries: int, path: Path, seed: int,
@@ -206,8 +217,13 @@ def scale_row(kind: str, matcher: QAConv, maps: np.ndarray, query: torch.Tensor,
 
 
 def validate_and_scale(name: str, checkpoint: str, args: argparse.Namespace, size: int) -> list[dict]:
-    """The structure rows at --validation entries and the scale row at `size`, for one model's maps."""
+    """The structure rows at --validation entries and the scale row at `size`, for one model's maps (kept in
+    --work, so a later invocation with the other model reuses them; --fresh measures again)."""
     work = Path(args.work)
+    done = work / f"rows-{name}-{size}-{args.validation}-{args.queries}.json"
+    if done.is_file() and not args.fresh:
+        print(f"reusing {done}")
+        return json.loads(done.read_text())
     real, pids, matcher = real_maps(checkpoint, Path(args.images), work)
     parents, own = pids % 2 == 0, pids % 2 == 1
     parent_maps, parent_pids = np.asarray(real[parents]), pids[parents]
@@ -228,6 +244,7 @@ def validate_and_scale(name: str, checkpoint: str, args: argparse.Namespace, siz
     maps, query = recombined(parent_maps, parent_pids, size, args.queries, work / f"scale-{name}.npy", 3)
     rows.append(scale_row(f"{name}: recombined", matcher, maps, query, work))
     print(rows[-1], flush=True)
+    done.write_text(json.dumps(rows, indent=1))
     return rows
 
 
@@ -242,6 +259,7 @@ def main() -> None:
     parser.add_argument("--demo-size", type=int, default=1_000_000, help="entries of the demo-size gallery")
     parser.add_argument("--paper-size", type=int, default=100_000, help="entries of the paper-size gallery")
     parser.add_argument("--quick", action="store_true", help="clustered maps only, 20,000 entries: a smoke run")
+    parser.add_argument("--fresh", action="store_true", help="measure again what --work holds from an earlier run")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     work = Path(args.work)
@@ -256,7 +274,7 @@ def main() -> None:
         return
     if not (args.checkpoint and args.images):
         parser.error("--checkpoint and --images are needed (or --quick)")
-    rows = validate_and_scale("demo", args.checkpoint, args, args.demo_size)
+    rows = validate_and_scale("demo", args.checkpoint, args, args.demo_size) if args.demo_size else []
     if args.paper_checkpoint:
         rows += validate_and_scale("paper", args.paper_checkpoint, args, args.paper_size)
     save(

@@ -74,8 +74,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "decay at 2/3": {"decay_at": 2 / 3},
     "warm-up to 30%": {"gs_warmup_accuracy": 0.3},
     "warm-up to 70%": {"gs_warmup_accuracy": 0.7},
+    "unbounded warm-up": {"gs_warmup_share": 1.0},
 }
 EXPERIMENT_KEYS = ("part", "mix", "decay_at")
+#: Iterations of a run with the graph sampler (warm-up epochs included) in each setting: P x K runs get as many.
+BUDGET = {"glyphs": 1200, "demo": 658}
 
 
 # ------------------------------------------------------------------------------------------ experimental parts
@@ -219,6 +222,10 @@ def run(data: str, name: str, seed: int, args: argparse.Namespace) -> dict[str, 
         values["step_factor"] = max(1, round(variant["decay_at"] * values["max_epochs"]))
     start = time.perf_counter()
     trainer = build_trainer(recipe_config(values), None, quiet=True)
+    if trainer.sampler.name == "pk":  # equal iterations: P x K epochs are shorter than graph-sampling ones
+        epochs = -(-BUDGET[data] // len(trainer.sampler))
+        values.update(max_epochs=epochs, step_factor=epochs, val_every=max(1, round(epochs / base["max_epochs"])))
+        trainer = build_trainer(recipe_config(values), None, quiet=True)
     apply_part(trainer, variant, seed)
     history = trainer.fit()
     final = history[-1]["val"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -59,3 +60,12 @@ def test_nan_maps_are_refused():
     gallery = torch.full((4, 8, 3, 2), float("nan"))
     with pytest.raises(QAConvError, match="NaN"):
         search(matcher, torch.ones(1, 8, 3, 2), gallery, topk=2)
+
+
+def test_judged_ranks_leave_out_the_ignored_and_break_ties_by_position():
+    from qaconv.inference.search import judged_ranks
+
+    scores = np.array([0.9, 0.5, 0.7, 0.7, 0.1], dtype=np.float32)
+    # by score: 0 (0.9), 2 and 3 (0.7, tie: position 2 first), 1 (0.5), 4; position 0 ignored
+    assert judged_ranks(scores, np.array([3, 1]), np.array([0])).tolist() == [2, 3]
+    assert judged_ranks(scores, np.array([3, 1]), np.array([], dtype=np.int64)).tolist() == [3, 4]

@@ -99,8 +99,8 @@ class SamplerConfig:
     gs_warmup: str = option(
         "0",
         "graph sampling: epochs of random P x K batches before the graph is used (QAConv 2.0's pre-epochs), or "
-        "auto: until their batch-hard accuracy passes --gs-warmup-accuracy or stops rising, at most "
-        "--gs-warmup-share of --max-epochs",
+        "auto: until an epoch's batch-hard accuracy reaches --gs-warmup-accuracy, at most --gs-warmup-share of "
+        "--max-epochs",
         choices=("auto",),
         or_int=True,
         low=0,

@@ -90,8 +90,8 @@ class FirstStageSettings:
             lists=lists,
             sub_quantizers=sub_quantizers,
             probes=min(lists, int(8 * grow)),
-            per_location=int(256 * grow),
-            candidates=int(min(entries, 200 * grow)),
+            per_location=int(512 * grow),
+            candidates=int(min(entries, 400 * grow)),
         )
 
     def to_dict(self) -> dict[str, int]:

@@ -9,9 +9,7 @@ ignores (its identity in its own camera, and junk, identity -1), for the rank of
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,7 +37,8 @@ class Catalog:
         pids = np.array([pid for pid, _ in labels], dtype=np.int64)
         cameras = np.array([camera for _, camera in labels], dtype=np.int64)
         names: dict[str, int] = {}
-        folders = np.array([names.setdefault(_folder(p, root), len(names)) for p in paths], dtype=np.int64)
+        top = os.path.normpath(root) if root is not None else None
+        folders = np.array([names.setdefault(_folder(p, top), len(names)) for p in paths], dtype=np.int64)
         return cls(paths, pids, cameras, folders, list(names))
 
     def __len__(self) -> int:
@@ -73,12 +72,14 @@ class Catalog:
 
     def facets(self) -> dict[str, Any]:
         """The cameras and folders (with their image counts) and the number of identities, for the filters."""
-        cameras = Counter(int(c) for c in self.cameras if c != UNKNOWN)
-        folders = Counter(int(f) for f in self.folders)
+        cameras, camera_counts = np.unique(self.cameras[self.cameras != UNKNOWN], return_counts=True)
+        folders, folder_counts = np.unique(self.folders, return_counts=True)
         return {
-            "cameras": [{"value": c, "images": n} for c, n in sorted(cameras.items())],
-            "folders": [{"value": self.folder_names[f], "images": n} for f, n in sorted(folders.items())],
-            "identities": len({int(p) for p in self.pids if p not in (UNKNOWN, -1)}),
+            "cameras": [{"value": int(c), "images": int(n)} for c, n in zip(cameras, camera_counts, strict=True)],
+            "folders": [
+                {"value": self.folder_names[f], "images": int(n)} for f, n in zip(folders, folder_counts, strict=True)
+            ],
+            "identities": len(np.setdiff1d(self.pids, [UNKNOWN, -1])),
             "labelled": self.labelled,
         }
 
@@ -90,15 +91,15 @@ class Catalog:
         return np.flatnonzero(same_id & ~same_camera), np.flatnonzero((same_id & same_camera) | (self.pids == -1))
 
 
-def _folder(path: str, root: str | os.PathLike | None) -> str:
-    parent = Path(path).parent
-    if root is not None:
-        try:
-            relative = parent.relative_to(root)
-            return "." if str(relative) == "." else relative.as_posix()
-        except ValueError:
-            pass
-    return parent.name
+def _folder(path: str, top: str | None) -> str:
+    """The folder of `path` below `top` ("." for `top` itself), or its parent folder's name outside it."""
+    parent = os.path.dirname(path)
+    if top is not None:
+        if parent == top:
+            return "."
+        if parent.startswith(top + os.sep):
+            return parent[len(top) + 1 :]
+    return os.path.basename(parent)
 
 
 def first_rank_and_ap(ranks: np.ndarray) -> tuple[int | None, float]:

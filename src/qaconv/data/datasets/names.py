@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -23,7 +24,7 @@ MSMT_NAME = re.compile(r"(\d{4})_\d{3}_(\d{2})_")
 
 def label_from_name(path: str | Path) -> tuple[int, int] | None:
     """(pid, camera) written in an image's file name in one of the public layouts, or None."""
-    name = Path(path).name
+    name = os.path.basename(path)
     for pattern, pid_group, camera_group in ((MARKET_NAME, 1, 2), (SCENE_NAME, 1, 3), (MSMT_NAME, 1, 2)):
         found = pattern.match(name)
         if found:
