@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -182,8 +183,13 @@ def structure_row(kind: str, matcher: QAConv, maps: Any, query: torch.Tensor, se
     }
 
 
-def scale_row(kind: str, matcher: QAConv, maps: np.ndarray, query: torch.Tensor, work: Path) -> dict:
-    """Exhaustive QAConv (timed once) against the first stage with re-scoring (best of two), one run."""
+#: First stages measured beside the default: multipliers of (probes, per_location, candidates).
+DEPTHS = ((0.5, 0.25, 0.25), (1, 0.5, 0.5), (1, 1, 1), (1, 1.5, 1.5))
+
+
+def scale_rows(kind: str, matcher: QAConv, maps: np.ndarray, query: torch.Tensor, work: Path) -> list[dict]:
+    """Exhaustive QAConv (timed once) against the first stage with re-scoring (best of two), at the default
+    settings for the gallery's size and at the deeper ones of DEPTHS, one run and one trained index."""
     gallery = gallery_tensor(maps)
     start = time.perf_counter()
     exact, _ = search(matcher, query, gallery, TOPK, prob_block=len(query))
@@ -192,25 +198,37 @@ def scale_row(kind: str, matcher: QAConv, maps: np.ndarray, query: torch.Tensor,
     stage = LocationIndex.build(maps, seed=0)
     build_s = time.perf_counter() - start
     stage.save(work / "locations.faiss")
-    times = []
-    for _ in range(2):
-        start = time.perf_counter()
-        found, _ = search(matcher, query, gallery, TOPK, first_stage=stage)
-        times.append(time.perf_counter() - start)
-    maps_bytes = maps.size * 2
-    return {
-        "part": "scale",
-        "maps": kind,
-        "entries": len(gallery),
-        "map": "x".join(str(d) for d in maps.shape[1:]),
-        "exhaustive ms/query": 1e3 * exhaustive_s / len(query),
-        "first stage ms/query": 1e3 * min(times) / len(query),
-        "speedup": exhaustive_s / min(times),
-        "recall@10": recall(exact, found),
-        "memory / fp16 maps": (work / "locations.faiss").stat().st_size / maps_bytes,
-        "build s": build_s,
-        "settings": str(stage.settings.to_dict()),
-    }
+    default = stage.settings
+    rows = []
+    for probes, per_location, candidates in DEPTHS:
+        stage.settings = replace(
+            default,
+            probes=min(default.lists, max(1, round(default.probes * probes))),
+            per_location=max(1, round(default.per_location * per_location)),
+            candidates=min(len(gallery), max(1, round(default.candidates * candidates))),
+        )
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            found, _ = search(matcher, query, gallery, TOPK, first_stage=stage)
+            times.append(time.perf_counter() - start)
+        rows.append({
+            "part": "scale",
+            "maps": kind,
+            "entries": len(gallery),
+            "map": "x".join(str(d) for d in maps.shape[1:]),
+            "depth": "default" if (probes, per_location, candidates) == (1, 1, 1) else
+                     f"probes x{probes:g}, per location x{per_location:g}, candidates x{candidates:g}",
+            "exhaustive ms/query": 1e3 * exhaustive_s / len(query),
+            "first stage ms/query": 1e3 * min(times) / len(query),
+            "speedup": exhaustive_s / min(times),
+            "recall@10": recall(exact, found),
+            "memory / fp16 maps": (work / "locations.faiss").stat().st_size / (maps.size * 2),
+            "build s": build_s,
+            "settings": str(stage.settings.to_dict()),
+        })  # fmt: skip
+        print(rows[-1], flush=True)
+    return rows
 
 
 # -------------------------------------------------------------------------------------------------- runs
@@ -242,8 +260,7 @@ def validate_and_scale(name: str, checkpoint: str, args: argparse.Namespace, siz
     for row in rows:
         print(row, flush=True)
     maps, query = recombined(parent_maps, parent_pids, size, args.queries, work / f"scale-{name}.npy", 3)
-    rows.append(scale_row(f"{name}: recombined", matcher, maps, query, work))
-    print(rows[-1], flush=True)
+    rows += scale_rows(f"{name}: recombined", matcher, maps, query, work)
     done.write_text(json.dumps(rows, indent=1))
     return rows
 
@@ -269,7 +286,7 @@ def main() -> None:
         maps, query = clustered(shape, 20_000, 8, 0)
         path = work / "quick.npy"
         np.save(path, maps.numpy())
-        rows = [scale_row("clustered (smoke run)", random_matcher(shape), np.load(path, mmap_mode="r"), query, work)]
+        rows = scale_rows("clustered (smoke run)", random_matcher(shape), np.load(path, mmap_mode="r"), query, work)
         save("search", rows, notes="--quick: clustered maps and an untrained matcher; the full run is the evidence")
         return
     if not (args.checkpoint and args.images):

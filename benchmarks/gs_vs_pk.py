@@ -283,7 +283,7 @@ def plot(summary: list[dict[str, Any]], path: Path, title: str) -> None:
     scenarios = list(dict.fromkeys(e["scenario"] for e in summary))
     fig, axes = plt.subplots(len(scenarios), 2, figsize=(10, 3.6 * len(scenarios)), squeeze=False)
     for row, scenario in zip(axes, scenarios, strict=True):
-        for ax, key, label in zip(row, ("rank1", "mAP"), ("Rank-1 on unseen style B (%)", "mAP (%)"), strict=True):
+        for ax, key, label in zip(row, ("rank1", "mAP"), ("held-out Rank-1 (%)", "held-out mAP (%)"), strict=True):
             for sampler in dict.fromkeys(e["sampler"] for e in summary if e["scenario"] == scenario):
                 mine = [e for e in summary if (e["scenario"], e["sampler"]) == (scenario, sampler)]
                 x = [e["iterations"][0] for e in mine]

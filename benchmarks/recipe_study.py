@@ -18,7 +18,7 @@ epochs with the triplet plus the pairwise loss; `tied_margin` makes the triplet 
 matcher's logit scale (constant in standardised units); `mix` replaces a share of each graph batch's
 neighbour classes with random classes (constant, or falling over the graph-sampled epochs: a curriculum).
 
-    python -m benchmarks.recipe_study --data glyphs --variants scratch,pk-pairwise --seeds 0,1,2
+    python -m benchmarks.recipe_study --data glyphs --variants "scratch,pk with the pairwise loss" --seeds 0,1,2
     python -m benchmarks.recipe_study --table benchmarks/results/recipe_study.json   # the tables only
 
 Rows are appended to the results file after every run (a rerun skips the runs it holds).

@@ -30,7 +30,7 @@ BENCHMARKS = [
     ("bench_train", "train_cuda", "training on the GPU at the paper's setting (ResNet-50 IBN-b, 384x128, AMP)"),
     ("bench_eval", "eval", "ranking metrics and re-ranking against the published algorithms"),
     ("bench_eval_streaming", "eval_streaming", "peak memory of streaming evaluation against a dense Q x G"),
-    ("bench_search", "search", "gallery search latency, exhaustive and two-stage, recall@10"),
+    ("bench_search", "search", "gallery search: location first stage vs exhaustive QAConv"),
     ("bench_serve", "serve", "search and match through `qaconv serve` against the same calls in process"),
     ("gs_vs_pk", "gs_vs_pk", "GS against PK sampling under one wall-clock budget (synthetic A -> B)"),
 ]

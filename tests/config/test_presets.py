@@ -17,6 +17,7 @@ def test_auto_picks_scratch_without_pretrained_weights_warm_for_a_warm_start_and
     assert (scratch.optimization.freeze_bn, scratch.optimization.logit_scale_floor) == (False, 1.0)
     assert (scratch.optimization.warmup_loss, scratch.sampler.gs_warmup) == ("pairwise", "auto")
     assert (scratch.optimization.loss, scratch.optimization.lr) == ("pairwise", 0.01)
+    assert (scratch.sampler.gs_warmup_accuracy, scratch.sampler.gs_warmup_share) == (0.5, 1.0)  # no bound
     for options in ({}, {"pretrained": "weights.pth"}):
         paper = recipe_config(options)
         assert paper.recipe == "paper"

@@ -101,6 +101,21 @@ def test_an_automatic_warmup_that_does_not_reach_its_threshold_ends_at_its_share
     assert history[2]["warmup_ended"].startswith("at its bound of 3 epochs")
 
 
+def test_a_run_that_ends_in_its_automatic_warmup_says_so_and_a_longer_resume_goes_on_with_it(synth, tmp_path, capsys):
+    options = {"gs_warmup": "auto", "gs_warmup_accuracy": 0.99, "gs_warmup_share": 1.0, "step_factor": 3,
+               "warmup_loss": "pairwise"}  # fmt: skip
+    history = build_trainer(tiny_config(synth, max_epochs=2, **options), tmp_path / "run").fit()
+    assert [h["sampling"] for h in history] == ["pk", "pk"]
+    assert not any("warmup_ended" in h for h in history)
+    assert history[-1]["warmup_unfinished"].endswith("below 99%")  # in metrics.jsonl too
+    assert "graph sampling did not start: the run ended in its P x K warm-up (batch-hard accuracy" in (
+        capsys.readouterr().out
+    )
+    resumed = build_trainer(tiny_config(synth, max_epochs=3, **options), tmp_path / "run", resume=True, quiet=True)
+    assert not resumed.sampler.warmup.decided
+    assert [h["sampling"] for h in resumed.fit()][-1] == "pk"  # still warming up: 99% is out of reach
+
+
 def test_a_resumed_history_without_loss_names_keeps_its_best_loss(synth):
     trainer = build_trainer(tiny_config(synth), None, callbacks=[])
     trainer.epoch, trainer.history, trainer.best_loss = 2, [{"epoch": 2, "loss": 0.5}], 0.5  # an older run's record

@@ -109,7 +109,11 @@ class SamplerConfig:
         0.5, "--gs-warmup auto: the batch-hard accuracy of a P x K epoch that starts graph sampling", above=0, high=1
     )
     gs_warmup_share: float = option(
-        0.5, "--gs-warmup auto: the most warm-up epochs, as a share of --max-epochs", above=0, high=1
+        1.0,
+        "--gs-warmup auto: the most warm-up epochs, as a share of --max-epochs (1: until the threshold, however "
+        "long; a run that ends before it trained on P x K batches only)",
+        above=0,
+        high=1,
     )
 
     @property
@@ -130,7 +134,7 @@ class OptimizationConfig:
     margin: float = option(16.0, "triplet margin on the matcher's logits", above=0)
     warmup_loss: str = option(
         "same",
-        "loss of the graph-sampling warm-up epochs (--gs-warmup-epochs): same (as --loss), triplet or pairwise",
+        "loss of the graph-sampling warm-up epochs (--gs-warmup): same (as --loss), triplet or pairwise",
         choices=("same", "triplet", "pairwise"),
     )
     lr: float = option(

@@ -152,6 +152,13 @@ class ConsoleLog(Callback):
                 f"{stats['epoch']} ({stats['warmup_ended']})",
                 flush=True,
             )
+        if "warmup_unfinished" in stats:
+            print(
+                f"graph sampling did not start: the run ended in its P x K warm-up ({stats['warmup_unfinished']}), "
+                "so it trained on random P x K batches only; with more epochs (--resume with a larger --max-epochs) "
+                "it switches when the accuracy gets there (docs/training.md#the-automatic-warm-up)",
+                flush=True,
+            )
 
 
 class Progress(Callback):

@@ -236,8 +236,13 @@ class Trainer:
 
     def _end_warmup(self, stats: dict[str, Any]) -> None:
         """An automatic graph-sampling warm-up decides after each of its epochs whether graph sampling starts
-        next; the adaptive schedule's reference is then the second graph-sampled epoch."""
-        reason = self.sampler.warmup.end_epoch(self.epoch, stats["acc"])
+        next; the adaptive schedule's reference is then the second graph-sampled epoch. A run that ends in its
+        automatic warm-up leaves it undecided (a resumed run with more epochs goes on with it)."""
+        warmup = self.sampler.warmup
+        if self.sampler.uses_graph and not warmup.decided and self.schedule.finished(self.epoch):
+            stats["warmup_unfinished"] = f"batch-hard accuracy {stats['acc']:.0%} below {warmup.accuracy:.0%}"
+            return
+        reason = warmup.end_epoch(self.epoch, stats["acc"])
         if reason and self.sampler.uses_graph:
             stats["graph_sampling_from"] = self.epoch + 1
             stats["warmup_ended"] = reason

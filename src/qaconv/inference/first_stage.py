@@ -77,7 +77,8 @@ class FirstStageSettings:
     def for_gallery(cls, entries: int, channels: int, locations: int) -> FirstStageSettings:
         """Settings for a gallery of `entries` maps of `channels` x `locations`: about sqrt(vectors) lists
         (at most 4,096, so that training stays within a minute or so on 2 cores), 2 dimensions per 4-bit code up
-        to 64 channels and 4 beyond, and a search depth that grows slowly with the gallery."""
+        to 64 channels and 4 beyond, and a search depth that grows with the gallery: 4x per tenfold from 10,000
+        entries (recall first: docs/inference.md#the-first-stage measures the trade-off)."""
         vectors = max(1, entries * locations)
         lists = int(min(4096, max(16, 2 ** round(math.log2(math.sqrt(vectors))))))
         lists = min(lists, max(1, vectors // _TRAIN_PER_LIST))
@@ -86,12 +87,13 @@ class FirstStageSettings:
         while channels % sub_quantizers:
             sub_quantizers -= 1
         grow = max(1.0, math.log10(max(entries, 10)) - 3)  # 1 up to 10k entries, 2 at 100k, 3 at 1M
+        depth = 4 ** (grow - 1)  # each entry's part of a location's neighbours shrinks with the gallery
         return cls(
             lists=lists,
             sub_quantizers=sub_quantizers,
-            probes=min(lists, int(8 * grow)),
-            per_location=int(512 * grow),
-            candidates=int(min(entries, 400 * grow)),
+            probes=min(lists, int(8 * 2 ** (grow - 1))),
+            per_location=int(512 * depth),
+            candidates=int(min(entries, 400 * depth)),
         )
 
     def to_dict(self) -> dict[str, int]:
