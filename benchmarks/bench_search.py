@@ -8,8 +8,10 @@ Maps:
 - real: a trained model's maps of a synthetic pedestrian data set in the Market layout (`--images`, e.g.
   `qaconv synth --ids 4000 --images-per-id 10 --style A`), extracted once into --work. `--checkpoint` is a
   model with the demo's maps (the demo's run), `--paper-checkpoint` one with the paper's map size (a ResNet-18
-  IBN-b to layer2 with a 128-channel neck at 192 x 64, trained from scratch on synthetic style B; see
-  docs/benchmarks.md#search for its command).
+  IBN-b to layer2 with a 128-channel neck at 192 x 64, trained from scratch on the demo's style B:
+  `qaconv train --dataset runs/demo/full/synth-B --pretrained none --arch resnet18 --final-layer layer2
+  --neck 128 --height 192 --width 64 --batch-size 32 --max-epochs 8 --max-iters-per-epoch 150`; the measured
+  model is its checkpoint after 5 epochs).
 - recombined (the large galleries): new identities made of body bands (rows) of real ones: each takes its head,
   upper-body and lower-body rows from three real identities, and each of its views takes each band from a
   blend of two random images of that identity (normalised per location), so the location vectors are a trained
