@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.select import Select
@@ -43,7 +44,15 @@ def page(service):
 
 
 def wait(browser, condition, timeout: float = 60):
-    return WebDriverWait(browser, timeout, poll_frequency=0.05).until(condition)
+    """`condition`'s first truthy value; an element replaced while it was read (the page re-rendered) retries."""
+    return WebDriverWait(
+        browser, timeout, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(condition)
+
+
+def pick_names(browser) -> list[str]:
+    """The file names of the gallery browser's thumbnails, in order."""
+    return [e.get_attribute("title").split(" ")[0] for e in browser.find_elements(By.CSS_SELECTOR, ".pick")]
 
 
 def hits_of(browser, name: str) -> list:
@@ -169,15 +178,13 @@ def test_browse_with_filters_then_rank_ap_and_export(page, service):
         page.find_element(By.CSS_SELECTOR, "#picker summary").click()
     Select(page.find_element(By.ID, "filter-camera")).select_by_value("2")
     camera2 = [p for p in service.gallery.paths if identity(p)[1] == 2]
-    picks = wait(page, lambda b: len(b.find_elements(By.CSS_SELECTOR, ".pick")) == min(24, len(camera2))
-                 and b.find_elements(By.CSS_SELECTOR, ".pick"))  # fmt: skip
-    assert [p.get_attribute("title").split(" ")[0] for p in picks] == [Path(p).name for p in camera2[:24]]
+    first_page = [Path(p).name for p in camera2[:24]]
+    assert wait(page, lambda b: pick_names(b) == first_page)  # the camera's first page, in the gallery's order
     pid = next(identity(p)[0] for p in camera2 if identity(p)[0] > 0)
     page.find_element(By.ID, "filter-pid").send_keys(str(pid), Keys.TAB)
     wanted = [Path(p).name for p in camera2 if identity(p)[0] == pid]
-    picks = wait(page, lambda b: [e.get_attribute("title").split(" ")[0] for e in b.find_elements(By.CSS_SELECTOR,
-                 ".pick")] == wanted and b.find_elements(By.CSS_SELECTOR, ".pick"))  # fmt: skip
-    picks[0].click()
+    wait(page, lambda b: pick_names(b) == wanted)
+    wait(page, lambda b: b.find_element(By.CSS_SELECTOR, ".pick").click() or True)  # retried if re-rendered
     cards = hits_of(page, wanted[0])
     page.find_element(By.ID, "evaluate").click()
     text = wait(
