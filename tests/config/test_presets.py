@@ -6,7 +6,6 @@ import pytest
 
 from qaconv.config import recipe_config
 from qaconv.config.presets import DEMO, SCRATCH, departures
-from qaconv.data.synthetic import SynthConfig, generate
 from qaconv.engine.assemble import build_trainer
 from qaconv.errors import QAConvError
 
@@ -69,14 +68,9 @@ EARLIER_DEMO = {"recipe": "paper", "lr": 0.02, "backbone_lr_mult": 1.0, "matcher
 
 
 @pytest.fixture(scope="module")
-def eight_identities(tmp_path_factory):
-    root = tmp_path_factory.mktemp("recipe")
-    generate(
-        root / "S",
-        SynthConfig(num_ids=16, num_cams=3, seed=0, style="A", images_per_id=6, height=64, width=32),
-        workers=1,
-    )
-    return root / "S"
+def eight_identities(synth):
+    """The session's style A set (16 identities, half of them training ones); read only here."""
+    return synth / "A"
 
 
 def last_losses(data, options, iterations=150, last=20):
