@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from benchmarks.common import save
 from qaconv.data.datasets.names import label_from_name
 from qaconv.inference import ReID, search
-from qaconv.inference.first_stage import FirstStageSettings, LocationIndex
+from qaconv.inference.first_stage import LOCATIONS_FILE, FirstStageSettings, LocationIndex
 from qaconv.io import list_images
 from qaconv.matching import QAConv
 
@@ -185,13 +185,13 @@ def structure_row(kind: str, matcher: QAConv, maps: Any, query: torch.Tensor, se
     }
 
 
-#: First stages measured beside the default: multipliers of (probes, per_location, candidates).
-DEPTHS = ((0.5, 0.25, 0.25), (1, 0.5, 0.5), (1, 1, 1), (1, 1.5, 1.5))
+#: First stages measured beside the default: multipliers of (probes, shortlist, candidates).
+DEPTHS = ((1, 0.5, 1), (1, 1, 0.5), (1, 1, 1), (2, 1, 1), (1, 2, 2))
 
 
 def scale_rows(kind: str, matcher: QAConv, maps: np.ndarray, query: torch.Tensor, work: Path) -> list[dict]:
     """Exhaustive QAConv (timed once) against the first stage with re-scoring (best of two), at the default
-    settings for the gallery's size and at the deeper ones of DEPTHS, one run and one trained index."""
+    settings for the gallery's size and at the other depths of DEPTHS, one run and one trained index."""
     gallery = gallery_tensor(maps)
     start = time.perf_counter()
     exact, _ = search(matcher, query, gallery, TOPK, prob_block=len(query))
@@ -199,14 +199,14 @@ def scale_rows(kind: str, matcher: QAConv, maps: np.ndarray, query: torch.Tensor
     start = time.perf_counter()
     stage = LocationIndex.build(maps, seed=0)
     build_s = time.perf_counter() - start
-    stage.save(work / "locations.faiss")
+    stage.save(work / LOCATIONS_FILE)
     default = stage.settings
     rows = []
-    for probes, per_location, candidates in DEPTHS:
+    for probes, shortlist, candidates in DEPTHS:
         stage.settings = replace(
             default,
-            probes=min(default.lists, max(1, round(default.probes * probes))),
-            per_location=max(1, round(default.per_location * per_location)),
+            probes=min(default.lists - 1, max(1, round(default.probes * probes))),
+            shortlist=min(len(gallery), max(1, round(default.shortlist * shortlist))),
             candidates=min(len(gallery), max(1, round(default.candidates * candidates))),
         )
         times = []
@@ -219,13 +219,13 @@ def scale_rows(kind: str, matcher: QAConv, maps: np.ndarray, query: torch.Tensor
             "maps": kind,
             "entries": len(gallery),
             "map": "x".join(str(d) for d in maps.shape[1:]),
-            "depth": "default" if (probes, per_location, candidates) == (1, 1, 1) else
-                     f"probes x{probes:g}, per location x{per_location:g}, candidates x{candidates:g}",
+            "depth": "default" if (probes, shortlist, candidates) == (1, 1, 1) else
+                     f"probes x{probes:g}, shortlist x{shortlist:g}, candidates x{candidates:g}",
             "exhaustive ms/query": 1e3 * exhaustive_s / len(query),
             "first stage ms/query": 1e3 * min(times) / len(query),
             "speedup": exhaustive_s / min(times),
             "recall@10": recall(exact, found),
-            "memory / fp16 maps": (work / "locations.faiss").stat().st_size / (maps.size * 2),
+            "memory / fp16 maps": stage.memory_bytes() / (maps.size * 2),
             "build s": build_s,
             "settings": str(stage.settings.to_dict()),
         })  # fmt: skip

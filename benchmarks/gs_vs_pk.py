@@ -13,7 +13,8 @@ Scenarios:
 - warm: one model is trained first from random weights with P x K batches (the scratch recipe, --warm-iters
   iterations; on glyphs with the pairwise loss, the best P x K run of the recipe study), the analogue of the
   paper's ImageNet start. From that checkpoint each sampler trains with the default recipe of a warm start
-  (`--recipe auto` picks `warm`: the paper's recipe, with the logit scale kept at least 1).
+  (`--recipe auto` picks `warm`: the paper's recipe, with the logit scale kept at least 1); `--warm-loss pairwise`
+  swaps its triplet loss for QAConv 2.0's pairwise loss.
 - scratch: from random weights with the scratch recipe. On synthetic data GS starts with --gs-warmup-epochs
   random P x K epochs and both samplers train with the triplet loss throughout (only the batches differ); on
   glyphs GS is the default (`--gs-warmup auto`, the pairwise loss in the warm-up) and P x K trains with the
@@ -79,6 +80,7 @@ class Setting:
     gs_warmup_epochs: int
     workers: int
     graph_cost: float = 0.0
+    warm_loss: str | None = None  # None: the warm-start recipe's own loss (the paper's triplet loss)
 
 
 # ------------------------------------------------------------------------------------------------------ data
@@ -133,6 +135,8 @@ def run_config(setting: Setting, scenario: str, sampler: str, seed: int) -> Any:
     values.update({"run.seed": seed, "run.workers": setting.workers, "run.device": "cpu", "model.pretrained": None})
     if scenario == "warm":
         values.update({"recipe": "auto", "model.init_from": str(setting.warm_start)})
+        if setting.warm_loss:
+            values["optimization.loss"] = setting.warm_loss
     elif setting.data == "glyphs":
         values["recipe"] = "scratch"  # GS: the default, an automatic warm-up with the pairwise loss
         if sampler == "pk":
@@ -317,6 +321,8 @@ def parse_args() -> argparse.Namespace:
                         "--quick 150)")  # fmt: skip
     parser.add_argument("--budget-warm", type=int, help="iterations per warm-start run (default 600; --quick 60)")
     parser.add_argument("--budget-scratch", type=int, help="iterations per scratch run (default 1200; --quick 120)")
+    parser.add_argument("--warm-loss", choices=("triplet", "pairwise"), help="the loss of the runs from the warm "
+                        "start (default: the warm-start recipe's, the paper's triplet loss)")  # fmt: skip
     parser.add_argument("--gs-warmup-epochs", type=int, default=1, help="synthetic scratch GS: P x K epochs first")
     parser.add_argument("--points", type=int, help="evaluations after the start (default 4; --quick 2)")
     parser.add_argument("--workers", type=int, default=0, help="data loading processes (0: in-process)")
@@ -396,6 +402,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     setting, test_set, siblings, num_classes = prepare(args, pick)
+    setting.warm_loss = args.warm_loss
     evaluate = HeldOutEvaluator(test_set, setting)
     warm_iters = pick(args.warm_iters, 1200 if args.data == "glyphs" else 1500, 150)
     print(f"{num_classes} training classes; warm start: {warm_iters} P x K iterations")

@@ -142,7 +142,7 @@ def test_an_index_with_a_first_stage_is_searched_through_it_unless_told(checkpoi
     index = tmp_path / "fast"
     build = ["index", "build", "--gallery", str(gallery_dir), "--checkpoint", str(checkpoint), "--out", str(index)]
     assert main([*build, "--first-stage", "locations", "--device", "cpu"]) == 0
-    assert (index / "locations.faiss").is_file()
+    assert (index / "locations.npz").is_file()
     fast = search_json(tmp_path, index, query=query_images[:1])
     exact = search_json(tmp_path, index, query=query_images[:1], extra=("--first-stage", "none"))
     assert fast["search"] == "location first stage, re-scored by QAConv" and exact["search"] == "exhaustive"

@@ -104,7 +104,7 @@ def test_an_index_with_a_first_stage_searches_through_it(reid, gallery_dir, tmp_
     pytest.importorskip("faiss")
     index = reid.build_index(gallery_dir, tmp_path / "fast", first_stage="locations")
     assert index.manifest["first_stage"]["candidates"] == len(index)  # a tiny gallery: every entry a candidate
-    assert (Path(index.root) / "locations.faiss").is_file()
+    assert (Path(index.root) / "locations.npz").is_file()
     query = sorted((gallery_dir.parent / "query").glob("*.jpg"))[:2]
     fast = reid.search(query, index, topk=5)
     exact = reid.search(query, index, topk=5, first_stage="none")

@@ -100,7 +100,9 @@ def describe_index(index: Any) -> str:
     skipped = len(index.manifest.get("skipped", []))
     notes = [f"{c}x{h}x{w} float16 maps, {mib:.1f} MiB"]
     if index.manifest.get("first_stage"):
-        stage_mib = (index.root / "locations.faiss").stat().st_size / 2**20
+        from qaconv.inference.first_stage import path_of
+
+        stage_mib = path_of(index.root).stat().st_size / 2**20
         notes.append(f"location first stage {stage_mib:.1f} MiB")
     if skipped:
         notes.append(f"{skipped} unreadable image(s) skipped")

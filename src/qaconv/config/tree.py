@@ -284,8 +284,8 @@ class IndexConfig(InferenceConfig):
 
     first_stage: str = option(
         "auto",
-        "locations: also put every location vector in a faiss IVF-PQ index for fast search (docs/inference.md); "
-        "none; auto: locations from 50,000 images when faiss is installed",
+        "locations: also give the index a first stage (each location vector as its nearest centroid) for fast "
+        "search (docs/inference.md); none; auto: locations from 50,000 images when faiss is installed",
         choices=INDEX_FIRST_STAGES,
     )
     shard_by: str | None = option(

@@ -289,7 +289,7 @@ class ReID:
         """Bring an index up to date with its gallery without a full rebuild: images added to the gallery are
         extracted, removed ones dropped, changed ones (another size or modification time) extracted again, and
         the others keep their maps. `gallery`: the folder (or list of files) now, default the folder the index
-        was built from. A location first stage is encoded again with its trained centroids and codebooks (a
+        was built from. A location first stage is encoded again with its trained centroids (a
         fresh `build_index` trains new ones). Returns the new index and {"added", "removed", "changed", "kept"}
         counts."""
         old = GalleryIndex.open(index)

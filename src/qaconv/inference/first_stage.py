@@ -1,28 +1,34 @@
 """The first stage of gallery search: candidates from the gallery's location vectors, re-scored by QAConv.
 
 QAConv's score is a learned sum over locations of each location's best match in the other image (late
-interaction, as in ColBERT-style retrieval), so its first stage works on location vectors too, as PLAID does:
-every location vector of every gallery map goes into a faiss IVF index with 4-bit product-quantisation codes
-(fast-scan), labelled with its entry's position. Each query location fetches its `per_location` nearest gallery
-locations; an entry's estimate is QAConv's query-to-gallery half,
+interaction, as in ColBERT-style retrieval), so its first stage works on location vectors too, as PLAID does.
+Every location vector of every gallery map is replaced by the nearest of `lists` centroids (spherical k-means):
+the index holds each entry's centroid ids and, per centroid, the entries that use it (an inverted list). A query
+goes through three steps, each cheaper per entry than the next:
 
-    estimate(g) = sum over query locations s of weight[s] * best(s, g),
+1. votes: each query location s takes its `probes` most similar centroids; every entry in their inverted lists
+   gets weight[s] * (sim(s, centroid) - sim(s, the next centroid)), summed; the `shortlist` entries with the
+   most votes go on;
+2. centroid interaction: for them, QAConv's query-to-gallery half with each gallery location replaced by its
+   centroid, sum over s of weight[s] * max over the entry's locations t of sim(s, centroid(t));
+3. the `candidates` entries with the highest interaction are re-scored exactly by QAConv.
 
-where best(s, g) is the best similarity found in g for location s, or, when none of g's locations was among
-the fetched ones, the last similarity fetched for s (an upper bound of the true best). The `candidates` entries
-with the highest estimates are re-scored exactly by QAConv. `FirstStageSettings.for_gallery` picks the index's
-shape and the search's depth from the gallery's size; benchmarks/bench_search.py measures their recall against
-exhaustive QAConv (docs/inference.md#the-first-stage).
+`FirstStageSettings.for_gallery` picks the depths from the gallery's size; benchmarks/bench_search.py measures
+their recall against exhaustive QAConv (docs/inference.md#the-first-stage). The index takes about 6 bytes per
+location (a 2-byte centroid id and a 4-byte inverted-list entry), under a twentieth of the float16 maps.
 
-faiss-cpu is an optional extra (`pip install qaconv[faiss]`): without it an index has no first stage and search
-is exhaustive (or uses the global descriptors' shortlist).
+faiss-cpu (an optional extra, `pip install qaconv[faiss]`) trains the centroids: without it a new index gets no
+first stage and search is exhaustive (or uses the global descriptors' shortlist). Searching and updating an
+index that has one need only torch and NumPy.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import zipfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,12 +39,14 @@ from torch import Tensor
 
 from qaconv.errors import QAConvError
 
-LOCATIONS_FILE = "locations.faiss"
+LOCATIONS_FILE = "locations.npz"
 #: Galleries from this many entries get a first stage when it is `auto` (smaller ones are searched exhaustively
 #: in well under a second per query on 2 cores).
 AUTO_MIN_ENTRIES = 50_000
-_TRAIN_PER_LIST = 40  # training vectors per IVF list (faiss warns below 39)
-_ADD_BLOCK = 4096  # entries encoded at a time while building
+_TRAIN_PER_LIST = 40  # training vectors per centroid (faiss warns below 39)
+_ADD_BLOCK = 4096  # entries assigned at a time while building
+_ASSIGN_ROWS = 8192  # location vectors compared with every centroid at once (a 128 MiB block at 4,096)
+_INTERACTION_BLOCK = 8192  # shortlisted entries whose centroid interaction is computed at a time
 
 
 def faiss_module() -> Any:
@@ -60,40 +68,34 @@ def faiss_available() -> bool:
 
 @dataclass(frozen=True)
 class FirstStageSettings:
-    """The shape of a location index and the depth of its search.
+    """The centroids of a location index and the depth of its search (the module docstring's three steps).
 
-    lists: IVF lists (coarse centroids); sub_quantizers: 4-bit codes per location vector (its bytes are half
-    this); probes: lists visited per query location; per_location: nearest gallery locations fetched per query
-    location; candidates: entries re-scored exactly by QAConv per query.
+    lists: centroids; probes: centroids per query location whose entries get votes; shortlist: entries ranked by
+    centroid interaction; candidates: entries re-scored exactly by QAConv per query.
     """
 
     lists: int
-    sub_quantizers: int
     probes: int
-    per_location: int
+    shortlist: int
     candidates: int
 
     @classmethod
     def for_gallery(cls, entries: int, channels: int, locations: int) -> FirstStageSettings:
-        """Settings for a gallery of `entries` maps of `channels` x `locations`: about sqrt(vectors) lists
-        (at most 4,096, so that training stays within a minute or so on 2 cores), 2 dimensions per 4-bit code up
-        to 64 channels and 4 beyond, and a search depth that grows with the gallery: 4x per tenfold from 10,000
-        entries (recall first: docs/inference.md#the-first-stage measures the trade-off)."""
+        """Settings for a gallery of `entries` maps of `channels` x `locations`: about sqrt(vectors) centroids
+        (at most 4,096, so that training stays within seconds on 2 cores), 4 probes, a shortlist that grows
+        2.5x per tenfold of the gallery (4,000 at 100,000 entries, 10,000 at 1,000,000), and 400 candidates, 200
+        for maps whose exact score costs over 16 times the demo's (64 x 8 x 4): docs/inference.md#the-first-stage
+        measures the trade-off."""
         vectors = max(1, entries * locations)
         lists = int(min(4096, max(16, 2 ** round(math.log2(math.sqrt(vectors))))))
-        lists = min(lists, max(1, vectors // _TRAIN_PER_LIST))
-        per_code = 2 if channels <= 64 else 4
-        sub_quantizers = max(1, channels // per_code)
-        while channels % sub_quantizers:
-            sub_quantizers -= 1
-        grow = max(1.0, math.log10(max(entries, 10)) - 3)  # 1 up to 10k entries, 2 at 100k, 3 at 1M
-        depth = 4 ** (grow - 1)  # each entry's part of a location's neighbours shrinks with the gallery
+        lists = min(lists, max(2, vectors // _TRAIN_PER_LIST))
+        shortlist = round(1000 * 2.5 ** (math.log10(max(entries, 1)) - 3.5), -2)
+        candidates = 400 if channels * locations**2 <= 16 * 64 * 32**2 else 200
         return cls(
             lists=lists,
-            sub_quantizers=sub_quantizers,
-            probes=min(lists, int(8 * 2 ** (grow - 1))),
-            per_location=int(512 * depth),
-            candidates=int(min(entries, 400 * depth)),
+            probes=min(lists - 1, 4),
+            shortlist=int(min(entries, max(shortlist, candidates))),
+            candidates=int(min(entries, candidates)),
         )
 
     def to_dict(self) -> dict[str, int]:
@@ -111,19 +113,20 @@ def location_rows(maps: Tensor | np.ndarray) -> np.ndarray:
 
 
 class LocationIndex:
-    """Every location vector of a gallery in a faiss IVF-PQ fast-scan index; `candidates` ranks entries for a
-    query by the estimate in the module docstring."""
+    """A gallery's location vectors as centroid ids ([entries, locations]) and inverted lists; `candidates`
+    ranks entries for a query by the three steps of the module docstring."""
 
-    def __init__(self, index: Any, settings: FirstStageSettings, locations: int) -> None:
-        self.index = index
+    def __init__(self, centroids: np.ndarray, codes: np.ndarray, settings: FirstStageSettings) -> None:
+        self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)
+        self.codes = codes
         self.settings = settings
-        self.locations = locations
+        self._lists: tuple[np.ndarray, np.ndarray] | None = None
 
     # ---------------------------------------------------------------------------------------------- build
 
     @classmethod
     def train(cls, maps: Tensor | np.ndarray, settings: FirstStageSettings, seed: int = 0) -> LocationIndex:
-        """An empty index whose coarse centroids and codebooks are trained on location vectors of `maps`
+        """An empty index whose centroids are trained (spherical k-means) on location vectors of `maps`
         (entries drawn at random, at most `lists` x 40 vectors)."""
         faiss = faiss_module()
         n, channels = maps.shape[:2]
@@ -134,16 +137,9 @@ class LocationIndex:
         sample = location_rows(np.stack([np.asarray(maps[i]) for i in picked]))
         if len(sample) < settings.lists:
             raise QAConvError(f"a first stage with {settings.lists} lists needs at least that many location vectors")
-        quantizer = faiss.IndexFlatIP(channels)
-        index = faiss.IndexIVFPQFastScan(
-            quantizer, channels, settings.lists, settings.sub_quantizers, 4, faiss.METRIC_INNER_PRODUCT
-        )
-        index.cp.seed = seed
-        index.cp.niter = 10
-        index.train(sample[rng.permutation(len(sample))[:wanted]])
-        index.own_fields = True
-        quantizer.this.disown()  # the index frees its quantizer
-        return cls(index, settings, locations)
+        kmeans = faiss.Kmeans(channels, settings.lists, niter=10, seed=seed, spherical=True)
+        kmeans.train(sample[rng.permutation(len(sample))[:wanted]])
+        return cls(kmeans.centroids, np.empty((0, locations), dtype=_code_type(settings.lists)), settings)
 
     @classmethod
     def build(
@@ -160,91 +156,147 @@ class LocationIndex:
         return index
 
     def add_all(self, maps: Tensor | np.ndarray, progress: Callable[[int], None] | None = None) -> None:
-        """Add every entry of `maps` (positions 0, 1, ...), a block at a time."""
+        """Append every entry of `maps`, each location as its nearest centroid, a block at a time."""
+        centroids = torch.from_numpy(self.centroids)
+        codes = np.empty((len(maps), self.locations), dtype=self.codes.dtype)
         for start in range(0, len(maps), _ADD_BLOCK):
-            self.add(maps[start : start + _ADD_BLOCK], start)
+            rows = torch.from_numpy(location_rows(maps[start : start + _ADD_BLOCK]))
+            nearest = torch.cat([(part @ centroids.T).argmax(dim=1) for part in rows.split(_ASSIGN_ROWS)])
+            codes[start : start + len(rows) // self.locations] = nearest.view(-1, self.locations).numpy()
             if progress is not None:
                 progress(min(len(maps), start + _ADD_BLOCK))
+        self.codes = np.concatenate([self.codes, codes])
+        self._lists = None
 
     def emptied(self) -> LocationIndex:
-        """A copy with this index's centroids and codebooks but no vectors (to encode an updated gallery)."""
-        faiss = faiss_module()
-        clone = faiss.clone_index(self.index)
-        clone.reset()
-        return LocationIndex(clone, self.settings, self.locations)
-
-    def add(self, maps: Tensor | np.ndarray, first: int) -> None:
-        """Add the location vectors of `maps`, the entries at positions first, first + 1, ..."""
-        rows = location_rows(maps)
-        ids = np.repeat(np.arange(first, first + len(maps), dtype=np.int64), self.locations)
-        self.index.add_with_ids(rows, ids)
-
-    def remove(self, positions: list[int] | np.ndarray) -> None:
-        """Drop the location vectors of the entries at `positions`."""
-        faiss = faiss_module()
-        positions = np.asarray(sorted(set(int(p) for p in positions)), dtype=np.int64)
-        if len(positions):
-            self.index.remove_ids(faiss.IDSelectorBatch(positions))
+        """A copy with this index's centroids but no entries (to encode an updated gallery)."""
+        return LocationIndex(self.centroids, self.codes[:0], self.settings)
 
     @property
     def entries(self) -> int:
-        return self.index.ntotal // self.locations
+        return len(self.codes)
+
+    @property
+    def locations(self) -> int:
+        return self.codes.shape[1]
+
+    def inverted_lists(self) -> tuple[np.ndarray, np.ndarray]:
+        """(entries, offsets): the entries using centroid c, each once and in order, are
+        entries[offsets[c]:offsets[c + 1]]. Built from the codes on first use (a stable sort)."""
+        if self._lists is None:
+            flat = self.codes.ravel()
+            order = np.argsort(flat, kind="stable")
+            owner = (order // self.locations).astype(np.int32)
+            sorted_codes = flat[order]
+            distinct = np.r_[True, (sorted_codes[1:] != sorted_codes[:-1]) | (owner[1:] != owner[:-1])]
+            owner, sorted_codes = owner[distinct], sorted_codes[distinct]
+            offsets = np.searchsorted(sorted_codes, np.arange(len(self.centroids) + 1))
+            self._lists = owner, offsets
+        return self._lists
 
     # --------------------------------------------------------------------------------------------- search
 
     def candidates(self, query: Tensor, weight: Tensor, n: int | None = None) -> list[np.ndarray]:
         """For each query map ([Q, C, H, W]), the positions of its `n` (default: settings.candidates) best
-        entries by the estimate, best first. `weight` [H*W] is QAConv's per-location weight, signed so that a
-        higher weighted sum means a higher score."""
-        n = n or self.settings.candidates
-        self.index.nprobe = self.settings.probes
-        k = self.settings.per_location
-        similarities, found = self.index.search(location_rows(query), k)
-        w = weight.detach().float().numpy()
-        per_query = self.locations * k
-        similarities = similarities.reshape(len(query), per_query)
-        found = found.reshape(len(query), per_query)
-        return [self._best_entries(similarities[q], found[q], w, k, n) for q in range(len(query))]
+        entries by centroid interaction, best first. `weight` [H*W] is QAConv's per-location weight, signed so
+        that a higher weighted sum means a higher score."""
+        n = min(n or self.settings.candidates, self.entries)
+        w = weight.detach().float()
+        centroids = torch.from_numpy(self.centroids)
+        rows = torch.from_numpy(location_rows(query)).view(len(query), self.locations, -1)
 
-    def _best_entries(self, sims: np.ndarray, entries: np.ndarray, weight: np.ndarray, k: int, n: int) -> np.ndarray:
-        """The `n` entries with the highest estimate from one query's fetched (similarity, entry) pairs,
-        row s*k .. s*k+k-1 being query location s's, best first."""
-        location = np.repeat(np.arange(self.locations), k)
-        keep = entries >= 0  # faiss pads with -1 when a location found fewer than k
-        fetched = np.where(keep, sims, np.inf).reshape(self.locations, k)
-        floor = np.where(keep.reshape(self.locations, k).any(axis=1), fetched.min(axis=1), 0.0)  # the last fetched
-        entries, sims, location = entries[keep], sims[keep], location[keep]
-        key = entries * self.locations + location
-        order = np.lexsort((-sims, key))  # by (entry, location), the best similarity first
-        key, entries, sims, location = key[order], entries[order], sims[order], location[order]
-        first = np.r_[True, key[1:] != key[:-1]]  # the best similarity of each (entry, location)
-        entries, gain = entries[first], weight[location[first]] * (sims[first] - floor[location[first]])
-        starts = np.flatnonzero(np.r_[True, entries[1:] != entries[:-1]])
-        if len(starts) == 0:
-            return np.empty(0, dtype=np.int64)
-        totals = np.add.reduceat(gain, starts)
-        unique = entries[starts]
-        n = min(n, len(unique))
-        best = np.argpartition(-totals, n - 1)[:n]
-        return unique[best[np.argsort(-totals[best], kind="stable")]]
+        def one(q: int) -> np.ndarray:
+            return self._best_entries(rows[q] @ centroids.T, w, n)
+
+        workers = min(len(query), torch.get_num_threads())
+        if workers <= 1:
+            return [one(q) for q in range(len(query))]
+        with ThreadPoolExecutor(workers) as pool:  # the steps are mostly single-threaded and release the GIL
+            return list(pool.map(one, range(len(query))))
+
+    def _best_entries(self, similarity: Tensor, weight: Tensor, n: int) -> np.ndarray:
+        """The `n` best entries for one query, from its locations' similarities to every centroid [L, lists]."""
+        shortlist = self.shortlist(similarity, weight, max(n, self.settings.shortlist))
+        interaction = self.interaction(similarity, weight, shortlist)
+        best = torch.topk(interaction, min(n, len(shortlist))).indices
+        return shortlist[best.numpy()]
+
+    def shortlist(self, similarity: Tensor, weight: Tensor, size: int) -> np.ndarray:
+        """The `size` entries with the most votes (step 1 of the module docstring)."""
+        owners, offsets = self.inverted_lists()
+        probes = min(self.settings.probes, similarity.shape[1] - 1)
+        top = torch.topk(similarity, probes + 1, dim=1)  # sorted: the last is each location's floor
+        gain = (weight[:, None] * (top.values[:, :probes] - top.values[:, probes:])).ravel().numpy()
+        lists = top.indices[:, :probes].ravel().numpy()
+        if size >= self.entries:
+            return np.arange(self.entries)
+        voters = torch.from_numpy(np.concatenate([owners[offsets[c] : offsets[c + 1]] for c in lists]))
+        gains = torch.from_numpy(np.repeat(gain, offsets[lists + 1] - offsets[lists]))
+        return largest(torch.zeros(self.entries).index_add_(0, voters, gains).numpy(), size)
+
+    def interaction(self, similarity: Tensor, weight: Tensor, entries: np.ndarray) -> Tensor:
+        """QAConv's score, up to its affine map, with each gallery location replaced by its centroid (step 2): the
+        query-to-gallery half, sum over query locations s of weight[s] * the best similarity of s to the entry's
+        centroids, plus the gallery-to-query half, sum over the entry's locations t of weight[t] * the best
+        similarity of t's centroid to a query location.
+
+        The similarities are quantised to 256 levels between their minimum and maximum (a step of under a
+        hundredth for unit vectors), so that the running maximum over an entry's locations moves bytes."""
+        low, high = similarity.min(), similarity.max()
+        step = torch.clamp(high - low, min=1e-6) / 255
+        levels = ((similarity - low) / step).round().to(torch.uint8).T.contiguous()  # [lists, L]
+        best_query_location = levels.amax(dim=1)  # [lists]
+        out = torch.empty(len(entries))
+        for start in range(0, len(entries), _INTERACTION_BLOCK):
+            codes = torch.from_numpy(self.codes[entries[start : start + _INTERACTION_BLOCK]].T.astype(np.int64))
+            best = levels.index_select(0, codes[0])
+            for location in codes[1:]:  # the running maximum over the entry's locations, per query location
+                torch.maximum(best, levels.index_select(0, location), out=best)
+            halves = best.float() + best_query_location[codes.T].float()  # [block, L]: both halves' terms
+            out[start : start + codes.shape[1]] = (halves * step + 2 * low) @ weight
+        return out
 
     # ---------------------------------------------------------------------------------------------- files
 
     def save(self, path: str | os.PathLike) -> None:
-        faiss_module().write_index(self.index, str(path))
+        with open(path, "wb") as file:
+            np.savez(file, centroids=self.centroids, codes=self.codes)
 
     @classmethod
     def load(cls, path: str | os.PathLike, settings: FirstStageSettings, locations: int) -> LocationIndex:
-        faiss = faiss_module()
         try:
-            index = faiss.read_index(str(path))
-        except RuntimeError as exc:
+            with np.load(path) as data:
+                centroids, codes = data["centroids"], data["codes"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise QAConvError(f"{path} is damaged ({str(exc).splitlines()[0]}); re-build the index") from None
-        return cls(index, settings, locations)
+        if codes.ndim != 2 or codes.shape[1] != locations or len(centroids) != settings.lists:
+            raise QAConvError(f"{path} does not match the index's maps or settings; re-build the index")
+        return cls(centroids, codes, settings)
 
     def memory_bytes(self) -> int:
-        """What the index holds: its codes and ids (the size of its file, within a few kilobytes)."""
-        return self.index.ntotal * (self.settings.sub_quantizers // 2 + 8) + self.index.nlist * self.index.d * 4
+        """What the index holds in memory: centroid ids, inverted lists and centroids."""
+        owners, offsets = self.inverted_lists()
+        return self.codes.nbytes + owners.nbytes + offsets.nbytes + self.centroids.nbytes
+
+
+def largest(values: np.ndarray, size: int, stride: int = 16) -> np.ndarray:
+    """The positions of the `size` largest of `values` (in no order). Only the values above a threshold are
+    partitioned: the threshold is where every `stride`-th value places twice `size` above it, so that about
+    a 20th of a big array is sorted; when fewer pass it, the whole array is."""
+    if size >= len(values):
+        return np.arange(len(values))
+    sample = values[::stride]
+    rank = 2 * size // stride
+    if rank < len(sample):
+        threshold = np.partition(sample, len(sample) - 1 - rank)[len(sample) - 1 - rank]
+        passed = np.flatnonzero(values >= threshold)
+        if len(passed) >= size:
+            return passed[np.argpartition(values[passed], len(passed) - size)[len(passed) - size :]]
+    return np.argpartition(values, len(values) - size)[len(values) - size :]
+
+
+def _code_type(lists: int) -> type:
+    return np.int16 if lists <= np.iinfo(np.int16).max else np.int32
 
 
 def signed_weight(matcher: Any) -> Tensor:

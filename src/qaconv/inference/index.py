@@ -9,8 +9,8 @@ An index is a folder:
     paths.json        the N image paths (absolute), in index order
     stats.npy         [N, 2] int64 size and modification time (ns) of each image when it was indexed, so
                       that `changes()` finds images replaced, edited or removed since (`qaconv index update`)
-    locations.faiss   optional: the first stage of search, every location vector in a faiss IVF-PQ index
-                      (`qaconv.inference.first_stage`); its settings are in the manifest
+    locations.npz     optional: the first stage of search, every location vector as its nearest centroid, and
+                      the centroids (`qaconv.inference.first_stage`); its settings are in the manifest
 
 The fingerprint (sha256 of the model's and matcher's state tensors) ties the maps to the network
 that made them: searching with another checkpoint is refused, because its scores would be
@@ -28,7 +28,7 @@ import os
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -126,18 +126,9 @@ class GalleryIndex:
 
     @functools.cached_property
     def first_stage(self) -> LocationIndex | None:
-        """The index's location first stage (read on first use), or None when it has none or faiss is missing
-        (then search is exhaustive, with a warning)."""
+        """The index's location first stage (read on first use), or None when it has none."""
         settings = self.manifest.get("first_stage")
         if not settings:
-            return None
-        if not faiss_available():
-            warnings.warn(
-                f"index {self.root} has a first stage but faiss is not installed (pip install 'qaconv[faiss]'): "
-                "searching it exhaustively",
-                UserWarning,
-                stacklevel=2,
-            )
             return None
         locations = int(np.prod(self.maps.shape[2:]))
         return LocationIndex.load(self.root / LOCATIONS_FILE, FirstStageSettings(**settings), locations)
@@ -150,6 +141,8 @@ class GalleryIndex:
             raise QAConvError(f"index not found: {root}" + (" (it is a file, not a folder)" if root.exists() else ""))
         expect_kind(root, "index", [INDEX], "an index (qaconv index build)")
         manifest = _read_manifest(root)
+        if manifest.get("first_stage") and set(manifest["first_stage"]) != set(FirstStageSettings.__dataclass_fields__):
+            raise QAConvError(f"index {root}: its first stage was written by another version of qaconv; {REBUILD}")
         for name in (MAPS, DESCRIPTORS, PATHS) + ((LOCATIONS_FILE,) if manifest.get("first_stage") else ()):
             if not (root / name).is_file():
                 raise QAConvError(f"index {root} is incomplete: {name} is missing ({REBUILD})")
@@ -249,7 +242,7 @@ def write_index(
     removes it and leaves `out` as it was. `out` is locked meanwhile (`FolderLock.beside`): a second
     build of the same index refuses at once. `manifest` holds the fields that describe the model.
     `first_stage` (auto, locations, none) says whether the maps also go into a location first stage, trained
-    on them, or, given `trained` (an update), encoded with that one's centroids and codebooks.
+    on them, or, given `trained` (an update), encoded with that one's centroids.
     """
     if first_stage == "locations":
         from qaconv.inference.first_stage import faiss_module
@@ -322,11 +315,13 @@ class IndexWriter:
         (self.folder / MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
 
     def add_first_stage(self, trained: LocationIndex | None = None) -> None:
-        """Write locations.faiss from the finished maps (trained on them, or encoded with `trained`'s centroids
-        and codebooks) and its settings into the manifest."""
+        """Write the first stage's file from the finished maps (trained on them, or encoded with `trained`'s
+        centroids, its search depths set again for the gallery's new size) and its settings into the manifest."""
         maps = _load_array(self.folder / MAPS, mmap_mode="r")
         stage = LocationIndex.build(maps) if trained is None else trained.emptied()
         if trained is not None:
+            for_size = FirstStageSettings.for_gallery(len(maps), maps.shape[1], int(np.prod(maps.shape[2:])))
+            stage.settings = replace(for_size, lists=trained.settings.lists)
             stage.add_all(maps)
         stage.save(self.folder / LOCATIONS_FILE)
         record = _read_json(self.folder / MANIFEST)
