@@ -133,7 +133,9 @@ def recombined(real: np.ndarray, pids: np.ndarray, size: int, queries: int, path
         out.flush()
         del out
         path.with_name(f".{path.name}").rename(path)
-    query = maker.views(np.random.default_rng(seed + 2).integers(0, identities, queries), rng)
+    query = maker.views(
+        np.random.default_rng(seed + 2).integers(0, identities, queries), np.random.default_rng(seed + 4)
+    )
     return np.load(path, mmap_mode="r"), torch.from_numpy(query.astype(np.float32))
 
 

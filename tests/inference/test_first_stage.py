@@ -8,7 +8,15 @@ import torch
 import torch.nn.functional as F
 
 from qaconv.errors import QAConvError
-from qaconv.inference.first_stage import FirstStageSettings, LocationIndex, largest, location_rows, signed_weight
+from qaconv.inference import first_stage
+from qaconv.inference.first_stage import (
+    FirstStageSettings,
+    LocationIndex,
+    largest,
+    location_rows,
+    nearest_centroid,
+    signed_weight,
+)
 from qaconv.inference.search import search
 from qaconv.matching import QAConv, score_blocks
 
@@ -163,3 +171,13 @@ def test_the_index_takes_a_few_bytes_per_location(matcher) -> None:
     stage = LocationIndex.build(gallery.numpy(), FirstStageSettings.for_gallery(len(gallery), C, H * W))
     per_location = (stage.memory_bytes() - stage.centroids.nbytes) / (len(gallery) * H * W)
     assert per_location <= 2 + 4 + 1  # a centroid id, an inverted-list entry, the offsets
+
+
+def test_the_nearest_centroid_is_the_same_with_and_without_faiss(monkeypatch) -> None:
+    rng = np.random.default_rng(0)
+    centroids = rng.standard_normal((50, 8)).astype(np.float32)
+    rows = rng.standard_normal((1000, 8)).astype(np.float32)
+    brute = (rows @ centroids.T).argmax(axis=1)
+    assert (nearest_centroid(centroids)(rows) == brute).all()
+    monkeypatch.setattr(first_stage, "faiss_available", lambda: False)
+    assert (nearest_centroid(centroids)(rows) == brute).all()

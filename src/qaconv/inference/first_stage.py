@@ -45,7 +45,7 @@ LOCATIONS_FILE = "locations.npz"
 AUTO_MIN_ENTRIES = 50_000
 _TRAIN_PER_LIST = 40  # training vectors per centroid (faiss warns below 39)
 _ADD_BLOCK = 4096  # entries assigned at a time while building
-_ASSIGN_ROWS = 8192  # location vectors compared with every centroid at once (a 128 MiB block at 4,096)
+_ASSIGN_ROWS = 256  # location vectors compared with every centroid at once without faiss (fastest in cache)
 _INTERACTION_BLOCK = 8192  # shortlisted entries whose centroid interaction is computed at a time
 
 
@@ -157,12 +157,11 @@ class LocationIndex:
 
     def add_all(self, maps: Tensor | np.ndarray, progress: Callable[[int], None] | None = None) -> None:
         """Append every entry of `maps`, each location as its nearest centroid, a block at a time."""
-        centroids = torch.from_numpy(self.centroids)
+        nearest = nearest_centroid(self.centroids)
         codes = np.empty((len(maps), self.locations), dtype=self.codes.dtype)
         for start in range(0, len(maps), _ADD_BLOCK):
-            rows = torch.from_numpy(location_rows(maps[start : start + _ADD_BLOCK]))
-            nearest = torch.cat([(part @ centroids.T).argmax(dim=1) for part in rows.split(_ASSIGN_ROWS)])
-            codes[start : start + len(rows) // self.locations] = nearest.view(-1, self.locations).numpy()
+            rows = location_rows(maps[start : start + _ADD_BLOCK])
+            codes[start : start + len(rows) // self.locations] = nearest(rows).reshape(-1, self.locations)
             if progress is not None:
                 progress(min(len(maps), start + _ADD_BLOCK))
         self.codes = np.concatenate([self.codes, codes])
@@ -277,6 +276,22 @@ class LocationIndex:
         """What the index holds in memory: centroid ids, inverted lists and centroids."""
         owners, offsets = self.inverted_lists()
         return self.codes.nbytes + owners.nbytes + offsets.nbytes + self.centroids.nbytes
+
+
+def nearest_centroid(centroids: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from location rows [n, C] to the position of each one's most similar centroid: faiss's blocked
+    search when it is installed (3 times faster on 2 cores), else matrix products in blocks of rows."""
+    if faiss_available():
+        flat = faiss_module().IndexFlatIP(centroids.shape[1])
+        flat.add(centroids)
+        return lambda rows: flat.search(rows, 1)[1].ravel()
+    by_column = torch.from_numpy(centroids).T
+
+    def nearest(rows: np.ndarray) -> np.ndarray:
+        parts = torch.from_numpy(rows).split(_ASSIGN_ROWS)
+        return torch.cat([(part @ by_column).argmax(dim=1) for part in parts]).numpy()
+
+    return nearest
 
 
 def largest(values: np.ndarray, size: int, stride: int = 16) -> np.ndarray:
