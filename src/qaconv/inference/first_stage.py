@@ -46,7 +46,7 @@ AUTO_MIN_ENTRIES = 50_000
 _TRAIN_PER_LIST = 40  # training vectors per centroid (faiss warns below 39)
 _ADD_BLOCK = 4096  # entries assigned at a time while building
 _ASSIGN_ROWS = 256  # location vectors compared with every centroid at once without faiss (fastest in cache)
-_INTERACTION_BLOCK = 8192  # shortlisted entries whose centroid interaction is computed at a time
+_INTERACTION_BYTES = 2**18  # the running maxima of a block of shortlisted entries stay in the cache
 
 
 def faiss_module() -> Any:
@@ -246,14 +246,17 @@ class LocationIndex:
         levels = ((similarity - low) / step).round().to(torch.uint8).T.contiguous()  # [lists, L]
         best_query_location = levels.amax(dim=1)  # [lists]
         out = torch.empty(len(entries))
-        for start in range(0, len(entries), _INTERACTION_BLOCK):
-            codes = torch.from_numpy(self.codes[entries[start : start + _INTERACTION_BLOCK]].T.astype(np.int64))
+        size = max(64, _INTERACTION_BYTES // self.locations)
+        for start in range(0, len(entries), size):
+            block = self.codes[entries[start : start + size]]
+            codes = torch.from_numpy(block.T.astype(np.int64, order="C"))  # [L, block]: a row per gallery location
             best = levels.index_select(0, codes[0])
             for location in codes[1:]:  # the running maximum over the entry's locations, per query location
                 torch.maximum(best, levels.index_select(0, location), out=best)
-            halves = best.float() + best_query_location[codes.T].float()  # [block, L]: both halves' terms
-            out[start : start + codes.shape[1]] = (halves * step + 2 * low) @ weight
-        return out
+            query_to_gallery = best.float() @ weight
+            gallery_to_query = weight @ best_query_location[codes].float()
+            out[start : start + len(block)] = query_to_gallery + gallery_to_query
+        return out * step + 2 * low * weight.sum()
 
     # ---------------------------------------------------------------------------------------------- files
 
