@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from qaconv.errors import QAConvError
-from qaconv.inference import ReID
+from qaconv.inference import GalleryIndex, ReID
 from qaconv.inference.images import gallery_files
 from qaconv.inference.shards import Gallery, build_shards, merge_topk, split, update_shards
 
@@ -113,3 +114,10 @@ def test_an_index_with_a_first_stage_searches_through_it(reid, gallery_dir, tmp_
     updated, _ = reid.update_index(tmp_path / "fast")
     assert updated.manifest["first_stage"] == index.manifest["first_stage"]
     assert reid.search(query, updated, topk=5).paths == exact.paths
+    # a first stage written by another version of qaconv (other settings) is refused with the advice to re-build
+    manifest = Path(index.root) / "manifest.json"
+    record = json.loads(manifest.read_text())
+    record["first_stage"] = {"lists": 16, "sub_quantizers": 8, "probes": 8, "per_location": 512, "candidates": 400}
+    manifest.write_text(json.dumps(record))
+    with pytest.raises(QAConvError, match="another version of qaconv; re-build"):
+        GalleryIndex.open(index.root)
