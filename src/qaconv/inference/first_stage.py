@@ -9,8 +9,9 @@ goes through three steps, each cheaper per entry than the next:
 1. votes: each query location s takes its `probes` most similar centroids; every entry in their inverted lists
    gets weight[s] * (sim(s, centroid) - sim(s, the next centroid)), summed; the `shortlist` entries with the
    most votes go on;
-2. centroid interaction: for them, QAConv's query-to-gallery half with each gallery location replaced by its
-   centroid, sum over s of weight[s] * max over the entry's locations t of sim(s, centroid(t));
+2. centroid interaction: for them, QAConv's two-sided score with each gallery location replaced by its
+   centroid, sum over s of weight[s] * max over the entry's locations t of sim(s, centroid(t)), plus sum over
+   t of weight[t] * max over s of the same similarity;
 3. the `candidates` entries with the highest interaction are re-scored exactly by QAConv.
 
 `FirstStageSettings.for_gallery` picks the depths from the gallery's size; benchmarks/bench_search.py measures
@@ -222,13 +223,13 @@ class LocationIndex:
 
     def shortlist(self, similarity: Tensor, weight: Tensor, size: int) -> np.ndarray:
         """The `size` entries with the most votes (step 1 of the module docstring)."""
+        if size >= self.entries:
+            return np.arange(self.entries)
         owners, offsets = self.inverted_lists()
         probes = min(self.settings.probes, similarity.shape[1] - 1)
         top = torch.topk(similarity, probes + 1, dim=1)  # sorted: the last is each location's floor
         gain = (weight[:, None] * (top.values[:, :probes] - top.values[:, probes:])).ravel().numpy()
         lists = top.indices[:, :probes].ravel().numpy()
-        if size >= self.entries:
-            return np.arange(self.entries)
         voters = torch.from_numpy(np.concatenate([owners[offsets[c] : offsets[c + 1]] for c in lists]))
         gains = torch.from_numpy(np.repeat(gain, offsets[lists + 1] - offsets[lists]))
         return largest(torch.zeros(self.entries).index_add_(0, voters, gains).numpy(), size)
